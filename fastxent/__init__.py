@@ -1,0 +1,33 @@
+"""fastxent: fast, exact softmax cross-entropy for NumPy arrays.
+
+The TensorFlow softmax cross-entropy family, with the gradient computed in the
+same pass over the logits:
+
+- ``fastxent.nn.sparse_softmax_cross_entropy_with_logits``
+- ``fastxent.nn.softmax_cross_entropy_with_logits`` (``..._v2``)
+- ``fastxent.compat.v1.nn.softmax_cross_entropy_with_logits`` (deprecated, ``dim``)
+- ``fastxent.losses.softmax_cross_entropy``, ``sparse_softmax_cross_entropy``,
+  ``compute_weighted_loss`` and ``Reduction``
+"""
+
+from . import compat, losses, nn
+from ._errors import InvalidArgumentError
+from .losses import Reduction
+from .nn import (
+    softmax_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+    sparse_softmax_cross_entropy_with_logits,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InvalidArgumentError",
+    "Reduction",
+    "compat",
+    "losses",
+    "nn",
+    "softmax_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits",
+]

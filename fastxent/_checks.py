@@ -1,0 +1,167 @@
+"""Argument checks shared by the public functions.
+
+Every check runs before any output is written, and every failure names the
+argument and the problem.
+"""
+
+import operator
+
+import numpy as np
+
+from ._errors import InvalidArgumentError
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def compute_dtype(dtype):
+    """The dtype the kernels compute in: float32 for float16, else the dtype itself."""
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
+def _native(a):
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
+def _given(value, name):
+    if value is None:
+        raise ValueError(f"{name} must be given, got None")
+
+
+def logits_array(logits, name="logits"):
+    """``logits`` as a native-order float16/32/64 ndarray of rank >= 1."""
+    _given(logits, name)
+    a = np.asarray(logits)
+    if a.dtype.kind != "f" or a.dtype.newbyteorder("=") not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, float32 or float64, got dtype {a.dtype}")
+    if a.ndim == 0:
+        raise ValueError(f"{name} must have rank >= 1 (a class axis), got a scalar")
+    return _native(a)
+
+
+def sparse_labels_array(labels, logits_shape, name="labels"):
+    """``labels`` as an integer ndarray of exactly ``logits_shape[:-1]``."""
+    _given(labels, name)
+    a = np.asarray(labels)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+    if a.shape != tuple(logits_shape[:-1]):
+        raise ValueError(
+            f"{name} must have the shape of logits without its last axis: "
+            f"{name} shape {a.shape}, logits shape {tuple(logits_shape)}"
+        )
+    return _native(a)
+
+
+def check_label_range(labels, num_classes, name="labels"):
+    """Raise InvalidArgumentError at the first label outside ``[0, num_classes)``."""
+    if labels.size == 0:
+        return
+    if labels.min() >= 0 and labels.max() < num_classes:
+        return
+    bad = (labels < 0) | (labels >= num_classes)
+    flat = int(np.flatnonzero(bad.ravel())[0])
+    position = np.unravel_index(flat, labels.shape)
+    value = labels.reshape(-1)[flat]
+    raise InvalidArgumentError(
+        f"Received a label value of {value} which is outside the valid range of "
+        f"[0, {num_classes}). First at position {tuple(int(p) for p in position)} of {name}."
+    )
+
+
+def dense_labels_array(labels, logits_shape, logits_dtype, name="labels"):
+    """``labels`` broadcast (as a view) to ``logits_shape``, in a dtype the kernels read.
+
+    Returns the view and the labels' own shape.
+    """
+    _given(labels, name)
+    a = np.asarray(labels)
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and a.dtype.newbyteorder("=") not in FLOAT_DTYPES):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.dtype.kind == "f":
+        a = _native(a)
+    else:
+        a = a.astype(compute_dtype(logits_dtype))
+    try:
+        return np.broadcast_to(a, logits_shape), a.shape
+    except ValueError:
+        raise ValueError(
+            f"{name} shape {a.shape} does not broadcast to logits shape {tuple(logits_shape)}"
+        ) from None
+
+
+def normalize_axis(axis, ndim, name="axis"):
+    """A valid axis as a non-negative int (numpy.exceptions.AxisError otherwise)."""
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {axis!r}") from None
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim, f"{name} for logits of rank {ndim}")
+    return axis % ndim
+
+
+def check_n_threads(n_threads):
+    if n_threads is None:
+        return None
+    try:
+        n = operator.index(n_threads)
+    except TypeError:
+        raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}") from None
+    if n < 1:
+        raise ValueError(f"n_threads must be None or a positive integer, got {n}")
+    return n
+
+
+def _overlaps(a, b):
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return np.shares_memory(a, b, max_work=10_000)
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _same_memory(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+    )
+
+
+def output_array(out, name, shape, dtype, inputs, in_place_of=None):
+    """Check a caller's output array; returns it, or None when none was given.
+
+    ``inputs`` maps argument names to the arrays the output must not overlap.
+    ``in_place_of`` names one of them that ``out`` may be exactly (same memory,
+    same shape and strides): the in-place gradient.
+    """
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    for input_name, array in inputs.items():
+        if array is None or not _overlaps(out, array):
+            continue
+        if input_name == in_place_of and _same_memory(out, array):
+            continue
+        allowed = f" (only exactly {in_place_of} itself is allowed)" if input_name == in_place_of else ""
+        raise ValueError(f"{name} overlaps {input_name} in memory{allowed}")
+    return out
+
+
+def label_smoothing_value(label_smoothing):
+    try:
+        eps = float(label_smoothing)
+    except (TypeError, ValueError):
+        raise TypeError(f"label_smoothing must be a number, got {label_smoothing!r}") from None
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    return eps

@@ -1,0 +1,19 @@
+"""The CPU backend: the compiled kernels of ``fastxent._kernels``.
+
+Backend interface (every backend module provides these):
+
+``sparse_rows(logits, labels, loss, grad, scale, n_threads)``
+    logits (N, C); labels (N,) int64 in [0, C); writes loss (N,) and, if grad
+    is not None, ``scale * (softmax - onehot)`` into grad (N, C).
+``dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads)``
+    logits and labels (N, C); the labels used are ``a * labels + b``; writes
+    loss (N,), grad ``scale * (softmax * sum(y) - y)`` and labels_grad
+    ``scale * a * (lse - logits)`` where not None.
+``info()``
+    a dict describing the backend build.
+"""
+
+from ._kernels import build_info as info
+from ._kernels import dense_rows, sparse_rows
+
+__all__ = ["dense_rows", "info", "sparse_rows"]

@@ -1,0 +1,122 @@
+"""The batch as rows, and the one backend call of each public function.
+
+Moves the class axis last, flattens the batch to N rows, gives the backend
+(N, C) views of the inputs and of the caller's ``out``/``grad_out`` where
+NumPy can make such views, calls the backend once, and copies a result back
+only where no view was possible.
+"""
+
+import math
+
+import numpy as np
+
+
+def _as_rows(array, axis, rows_shape, *, copy_ok):
+    moved = array if axis is None else np.moveaxis(array, axis, -1)
+    try:
+        return np.reshape(moved, rows_shape, copy=False), None
+    except ValueError:
+        if copy_ok:
+            return np.reshape(moved, rows_shape), None
+        return np.empty(rows_shape, array.dtype), moved
+
+
+class _Result:
+    """Where the backend writes one result, and how it reaches the caller."""
+
+    def __init__(self, given, shape, dtype, axis, rows_shape):
+        if given is None:
+            self.array = np.empty(shape, dtype)
+            self.rows, self._copy_to = np.reshape(self.array, rows_shape), None
+            if axis is not None:
+                self.array = np.moveaxis(self.array, -1, axis)
+        else:
+            self.array = given
+            self.rows, self._copy_to = _as_rows(given, axis, rows_shape, copy_ok=False)
+
+    def finish(self):
+        if self._copy_to is not None:
+            np.copyto(self._copy_to, self.rows.reshape(self._copy_to.shape))
+        return self.array
+
+
+def _moved_shape(shape, axis):
+    return tuple(d for k, d in enumerate(shape) if k != axis) + (shape[axis],)
+
+
+def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
+          want_grad=False, grad_out=None, want_labels_grad=False, scale=None,
+          label_coef=(1.0, 0.0), n_threads=None):
+    """Loss (and gradients) of every row in one backend call.
+
+    Parameters
+    ----------
+    backend : module
+        From ``fastxent._dispatch.backend_for``.
+    logits : ndarray
+        Checked float logits.
+    labels : ndarray
+        Sparse: integers of shape ``logits.shape[:-1]``, already range-checked.
+        Dense: a view broadcast to ``logits.shape``.
+    axis : int
+        The class axis of ``logits`` (and of dense ``labels``).
+    sparse : bool
+    loss_dtype : dtype
+        Dtype of the per-row loss (float64 when a reduction follows).
+    out, grad_out : ndarray or None
+        Checked caller arrays for the loss and the logits gradient.
+    want_grad, want_labels_grad : bool
+    scale : ndarray or None
+        float64 per-row factor of the gradients, shape (N,) or (1,); None is 1.
+    label_coef : (float, float)
+        Dense labels used are ``a * labels + b``.
+    n_threads : int or None
+
+    Returns
+    -------
+    loss, grad, labels_grad
+        Arrays in the caller's shapes; the gradients are None unless asked for.
+    """
+    axis = axis % logits.ndim
+    shape = logits.shape
+    num_classes = shape[axis]
+    batch_shape = tuple(d for k, d in enumerate(shape) if k != axis)
+    rows = math.prod(batch_shape)
+    rows_shape = (rows, num_classes)
+    moved_shape = _moved_shape(shape, axis)
+
+    x_rows, _ = _as_rows(logits, axis, rows_shape, copy_ok=True)
+    if sparse:
+        y_rows = np.ascontiguousarray(labels.reshape(rows), dtype=np.int64)
+    else:
+        y_rows, _ = _as_rows(labels, axis, rows_shape, copy_ok=True)
+    if scale is None:
+        scale = np.ones(1)
+
+    loss = _Result(out, batch_shape, loss_dtype, None, (rows,))
+    grad = _Result(grad_out, moved_shape, logits.dtype, axis, rows_shape) if want_grad else None
+    labels_grad = (
+        _Result(None, moved_shape, logits.dtype, axis, rows_shape) if want_labels_grad else None
+    )
+    g_rows = grad.rows if grad else None
+    if sparse:
+        backend.sparse_rows(x_rows, y_rows, loss.rows, g_rows, scale, n_threads)
+    elif num_classes == 0:
+        loss.rows[...] = 0
+    else:
+        a, b = label_coef
+        gy_rows = labels_grad.rows if labels_grad else None
+        backend.dense_rows(x_rows, y_rows, loss.rows, g_rows, gy_rows, a, b, scale, n_threads)
+    return (
+        loss.finish(),
+        grad.finish() if grad else None,
+        labels_grad.finish() if labels_grad else None,
+    )
+
+
+def zeros_like_result(grad_out, shape, dtype):
+    """A zero gradient, into ``grad_out`` when given."""
+    if grad_out is None:
+        return np.zeros(shape, dtype)
+    grad_out[...] = 0
+    return grad_out

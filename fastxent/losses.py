@@ -1,0 +1,318 @@
+"""``tf.compat.v1.losses``: weighted, reduced softmax cross-entropy losses.
+
+The reduction's per-row factor ``w_i / denominator`` depends on the weights
+only, so it is computed first and handed to the kernel, which writes the loss
+and the already-scaled gradient in one pass over the logits. Sums are
+accumulated in float64 whatever the input dtype.
+"""
+
+import math
+
+import numpy as np
+
+from . import _checks, _rows
+from ._dispatch import backend_for
+
+__all__ = [
+    "Reduction",
+    "compute_weighted_loss",
+    "softmax_cross_entropy",
+    "sparse_softmax_cross_entropy",
+]
+
+
+class Reduction:
+    """Types of loss reduction (``tf.compat.v1.losses.Reduction``).
+
+    Plain strings; a string is accepted wherever a Reduction is.
+    """
+
+    NONE = "none"
+    SUM = "weighted_sum"
+    MEAN = "weighted_mean"
+    SUM_OVER_BATCH_SIZE = "weighted_sum_over_batch_size"
+    SUM_BY_NONZERO_WEIGHTS = "weighted_sum_by_nonzero_weights"
+    SUM_OVER_NONZERO_WEIGHTS = SUM_BY_NONZERO_WEIGHTS
+
+    @classmethod
+    def all(cls):
+        return (cls.NONE, cls.SUM, cls.MEAN, cls.SUM_OVER_BATCH_SIZE, cls.SUM_BY_NONZERO_WEIGHTS)
+
+    @classmethod
+    def validate(cls, key):
+        """Return ``key`` if it is a reduction, else raise ValueError."""
+        if not isinstance(key, str) or key not in cls.all():
+            raise ValueError(f"Invalid Reduction Key {key!r}; expected one of {cls.all()}")
+        return key
+
+
+class _Weighting:
+    """Weights broadcast to the losses' shape, and the reduction's denominator."""
+
+    def __init__(self, weights, losses_shape, reduction):
+        self.reduction = Reduction.validate(reduction)
+        if weights is None:
+            raise ValueError("weights must be given (a scalar or an array), got None")
+        w = np.asarray(weights)
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
+        losses_shape = tuple(losses_shape)
+        if w.ndim != 0 and (
+            w.ndim != len(losses_shape)
+            or any(d not in (1, n) for d, n in zip(w.shape, losses_shape))
+        ):
+            raise ValueError(
+                f"weights can not be broadcast to values. values.shape={losses_shape}, "
+                f"weights.shape={w.shape}"
+            )
+        self.weights = w.astype(np.float64)
+        self.broadcast = np.broadcast_to(self.weights, losses_shape)
+        if self.reduction in (Reduction.NONE, Reduction.SUM):
+            self.denominator = 1.0
+        elif self.reduction == Reduction.MEAN:
+            self.denominator = float(np.sum(self.broadcast))
+        elif self.reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
+            self.denominator = float(np.count_nonzero(self.broadcast))
+        else:
+            self.denominator = float(math.prod(losses_shape))
+        # A zero denominator gives exactly 0 and a zero gradient (div_no_nan).
+        self.zero = self.denominator == 0
+
+    @property
+    def result_shape(self):
+        return self.broadcast.shape if self.reduction == Reduction.NONE else ()
+
+    def row_scale(self):
+        """The gradient factor ``w_i / denominator``, per row, or one value for all."""
+        if self.weights.ndim == 0:
+            return np.array([self.weights / self.denominator])
+        return np.ascontiguousarray(self.broadcast / self.denominator).reshape(-1)
+
+    def reduce(self, losses, dtype, out):
+        """The reduced value of float64 ``losses``, as ``dtype``, into ``out`` if given."""
+        if self.reduction == Reduction.NONE:
+            if out is None:
+                return (losses * self.broadcast).astype(dtype)
+            np.multiply(losses, self.broadcast, out=out, casting="same_kind")
+            return out
+        if self.zero:
+            value = 0.0
+        else:
+            value = np.sum(losses * self.broadcast, dtype=np.float64) / self.denominator
+        if out is None:
+            return dtype.type(value)
+        out[()] = value
+        return out
+
+
+def _check_out(out, weighting, dtype, inputs):
+    return _checks.output_array(out, "out", weighting.result_shape, dtype, inputs)
+
+
+def _weighted_xent(backend, logits, labels, weighting, *, sparse, label_coef, return_grad,
+                   out, grad_out, n_threads):
+    inputs = {"logits": logits, "labels": labels}
+    out = _check_out(out, weighting, logits.dtype, inputs)
+    if return_grad:
+        grad_out = _checks.output_array(grad_out, "grad_out", logits.shape, logits.dtype,
+                                        {**inputs, "out": out}, in_place_of="logits")
+    if weighting.zero:
+        grad = _rows.zeros_like_result(grad_out, logits.shape, logits.dtype) if return_grad else None
+        losses = np.zeros(logits.shape[:-1])
+    else:
+        losses, grad, _ = _rows.fused(
+            backend, logits, labels, sparse=sparse, loss_dtype=np.float64,
+            want_grad=return_grad, grad_out=grad_out, scale=weighting.row_scale(),
+            label_coef=label_coef, n_threads=n_threads,
+        )
+    loss = weighting.reduce(losses, logits.dtype, out)
+    return (loss, grad) if return_grad else loss
+
+
+def softmax_cross_entropy(
+    onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None, loss_collection=None,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
+    grad_out=None, n_threads=None,
+):
+    """Weighted softmax cross-entropy of label distributions over the last axis.
+
+    With ``label_smoothing = eps > 0`` the labels used are
+    ``onehot_labels * (1 - eps) + eps / num_classes``; then the per-row loss of
+    :func:`fastxent.nn.softmax_cross_entropy_with_logits`; then
+    :func:`compute_weighted_loss`.
+
+    Parameters
+    ----------
+    onehot_labels : array_like, real numeric, the shape of ``logits``
+    logits : array_like of float16/32/64, shape ``[batch..., num_classes]``
+    weights : scalar or array_like
+        A scalar, or the rank of the loss (``logits.ndim - 1``) with each
+        dimension 1 or equal to the loss's.
+    label_smoothing : float in [0, 1]
+    scope, loss_collection : unused, for TensorFlow compatibility
+    reduction : str
+        One of :class:`Reduction`.
+    return_grad : bool
+        Also return the gradient of the (summed) result with respect to ``logits``:
+        ``w_i / denominator * (softmax * sum(y') - y')``.
+    out : ndarray, optional
+        For the result: shape ``()``, or the loss's shape for ``Reduction.NONE``.
+    grad_out, n_threads
+        As in :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`.
+
+    Returns
+    -------
+    loss : scalar of ``logits``' dtype, or ndarray for ``Reduction.NONE``
+    dlogits : ndarray
+        With ``return_grad=True``.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> round(float(fastxent.losses.softmax_cross_entropy(
+    ...     [[0, 1, 0], [0, 0, 1]], [[.05, .95, 0], [.1, .8, .1]],
+    ...     weights=[.3, .7], label_smoothing=0.2)), 5)
+    0.57618
+    """
+    backend = backend_for(onehot_labels=onehot_labels, logits=logits, weights=weights)
+    logits = _checks.logits_array(logits)
+    if onehot_labels is None:
+        raise ValueError("onehot_labels must be given, got None")
+    if np.shape(onehot_labels) != logits.shape:
+        raise ValueError(f"onehot_labels shape {np.shape(onehot_labels)} must equal "
+                         f"logits shape {logits.shape}")
+    labels, _ = _checks.dense_labels_array(onehot_labels, logits.shape, logits.dtype,
+                                           name="onehot_labels")
+    eps = _checks.label_smoothing_value(label_smoothing)
+    num_classes = logits.shape[-1]
+    label_coef = (1.0 - eps, eps / num_classes if num_classes else 0.0)
+    weighting = _Weighting(weights, logits.shape[:-1], reduction)
+    n_threads = _checks.check_n_threads(n_threads)
+    return _weighted_xent(backend, logits, labels, weighting, sparse=False,
+                          label_coef=label_coef, return_grad=return_grad, out=out,
+                          grad_out=grad_out, n_threads=n_threads)
+
+
+def _squeeze_last(array, rank):
+    """Drop a trailing dimension of 1 from an array of ``rank`` (TF's squeezable dimension)."""
+    if array is None:
+        return None
+    a = np.asarray(array)
+    if a.ndim == rank and a.ndim > 0 and a.shape[-1] == 1:
+        return a[..., 0]
+    return array
+
+
+def sparse_softmax_cross_entropy(
+    labels, logits, weights=1.0, scope=None, loss_collection=None,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
+    grad_out=None, n_threads=None,
+):
+    """Weighted softmax cross-entropy of integer labels.
+
+    ``labels`` (and ``weights``) may carry a trailing dimension of 1 (``[N, 1]``
+    with logits ``[N, C]``), which is dropped; then the per-row loss of
+    :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`; then
+    :func:`compute_weighted_loss`.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape ``logits.shape[:-1]`` (or with a trailing 1)
+    logits : array_like of float16/32/64
+    weights, scope, loss_collection, reduction, return_grad, out, grad_out, n_threads
+        As in :func:`softmax_cross_entropy`.
+
+    Returns
+    -------
+    loss : scalar of ``logits``' dtype, or ndarray for ``Reduction.NONE``
+    dlogits : ndarray
+        With ``return_grad=True``: ``w_i / denominator * (softmax - onehot)``.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> float(fastxent.losses.sparse_softmax_cross_entropy(
+    ...     [2, 0, 1], [[10., 0, 0], [0, 10, 0], [0, 0, 10]], weights=2.3))
+    23.000208854675293
+    """
+    backend = backend_for(labels=labels, logits=logits, weights=weights)
+    logits = _checks.logits_array(logits)
+    labels = _squeeze_last(labels, logits.ndim)
+    weights = _squeeze_last(weights, logits.ndim)
+    labels = _checks.sparse_labels_array(labels, logits.shape)
+    num_classes = logits.shape[-1]
+    if num_classes == 0:
+        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
+    weighting = _Weighting(weights, logits.shape[:-1], reduction)
+    n_threads = _checks.check_n_threads(n_threads)
+    _checks.check_label_range(labels, num_classes)
+    return _weighted_xent(backend, logits, labels, weighting, sparse=True, label_coef=None,
+                          return_grad=return_grad, out=out, grad_out=grad_out,
+                          n_threads=n_threads)
+
+
+def compute_weighted_loss(
+    losses, weights=1.0, scope=None, loss_collection=None,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
+    grad_out=None, n_threads=None,
+):
+    """Weight and reduce ``losses`` (``tf.compat.v1.losses.compute_weighted_loss``).
+
+    ``weighted = losses * weights``, then by ``reduction``:
+
+    - ``NONE``: ``weighted``, the shape of ``losses``;
+    - ``SUM``: ``sum(weighted)``;
+    - ``MEAN``: ``sum(weighted) / sum(weights broadcast to losses)``;
+    - ``SUM_BY_NONZERO_WEIGHTS``: ``sum(weighted) /`` the number of losses whose
+      weight is not 0;
+    - ``SUM_OVER_BATCH_SIZE``: ``sum(weighted) / losses.size``.
+
+    A zero denominator gives exactly 0 (and a zero gradient). Sums are in float64.
+
+    Parameters
+    ----------
+    losses : array_like of float (integers and bools are taken as float64)
+    weights : scalar or array_like
+        A scalar, or the rank of ``losses`` with each dimension 1 or equal.
+    scope, loss_collection : unused, for TensorFlow compatibility
+    reduction : str
+    return_grad : bool
+        Also return ``dlosses``, the gradient with respect to ``losses``
+        (``weights / denominator`` broadcast to ``losses``' shape).
+    out, grad_out : ndarray, optional
+        For the result and for ``dlosses``.
+    n_threads : unused here (no per-element kernel); accepted for uniformity.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> losses = np.arange(24.0).reshape(3, 2, 4)
+    >>> weights = [[[17, 0, 2, 5]], [[5, 31, 17, 5]], [[7, 3, 11, 5]]]
+    >>> float(fastxent.losses.compute_weighted_loss(losses, weights, reduction="weighted_sum"))
+    2470.0
+    """
+    backend_for(losses=losses, weights=weights)
+    if losses is None:
+        raise ValueError("losses must be given, got None")
+    losses = np.asarray(losses)
+    if losses.dtype.kind in "biu":
+        losses = losses.astype(np.float64)
+    elif losses.dtype.kind != "f":
+        raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
+    _checks.check_n_threads(n_threads)
+    weighting = _Weighting(weights, losses.shape, reduction)
+    dtype = losses.dtype.newbyteorder("=")
+    out = _check_out(out, weighting, dtype, {"losses": losses})
+    if return_grad:
+        grad_out = _checks.output_array(grad_out, "grad_out", losses.shape, dtype,
+                                        {"losses": losses, "out": out})
+    result = weighting.reduce(losses.astype(np.float64, copy=False), dtype, out)
+    if not return_grad:
+        return result
+    if weighting.zero:
+        return result, _rows.zeros_like_result(grad_out, losses.shape, dtype)
+    scale = weighting.broadcast / weighting.denominator
+    if grad_out is None:
+        return result, scale.astype(dtype)
+    grad_out[...] = scale
+    return result, grad_out
