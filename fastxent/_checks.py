@@ -157,6 +157,21 @@ def output_array(out, name, shape, dtype, inputs, in_place_of=None):
     return out
 
 
+def output_arrays(out, grad_out, *, return_grad, result_shape, grad_shape, dtype, inputs,
+                  in_place_of=None):
+    """Check the caller's ``out`` and ``grad_out``; returns them (None where not given).
+
+    ``grad_out`` may be exactly the ``in_place_of`` input (the in-place gradient).
+    """
+    if grad_out is not None and not return_grad:
+        raise ValueError("grad_out was given but return_grad is False; pass return_grad=True")
+    out = output_array(out, "out", result_shape, dtype, inputs)
+    if return_grad:
+        grad_out = output_array(grad_out, "grad_out", grad_shape, dtype, {**inputs, "out": out},
+                                in_place_of=in_place_of)
+    return out, grad_out
+
+
 def label_smoothing_value(label_smoothing):
     try:
         eps = float(label_smoothing)

@@ -79,12 +79,10 @@ def sparse_softmax_cross_entropy_with_logits(
     if num_classes == 0:
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     n_threads = _checks.check_n_threads(n_threads)
-    out = _checks.output_array(out, "out", labels.shape, logits.dtype,
-                               {"logits": logits, "labels": labels})
-    if return_grad:
-        grad_out = _checks.output_array(grad_out, "grad_out", logits.shape, logits.dtype,
-                                        {"logits": logits, "labels": labels, "out": out},
-                                        in_place_of="logits")
+    out, grad_out = _checks.output_arrays(
+        out, grad_out, return_grad=return_grad, result_shape=labels.shape,
+        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
+        in_place_of="logits")
     _checks.check_label_range(labels, num_classes)
     loss, grad, _ = _rows.fused(backend, logits, labels, sparse=True, loss_dtype=logits.dtype,
                                 out=out, want_grad=return_grad, grad_out=grad_out,
@@ -111,12 +109,10 @@ def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_ou
     labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype)
     n_threads = _checks.check_n_threads(n_threads)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
-    out = _checks.output_array(out, "out", batch_shape, logits.dtype,
-                               {"logits": logits, "labels": labels})
-    if return_grad:
-        grad_out = _checks.output_array(grad_out, "grad_out", logits.shape, logits.dtype,
-                                        {"logits": logits, "labels": labels, "out": out},
-                                        in_place_of="logits")
+    out, grad_out = _checks.output_arrays(
+        out, grad_out, return_grad=return_grad, result_shape=batch_shape,
+        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
+        in_place_of="logits")
     loss, grad, labels_grad = _rows.fused(
         backend, logits, labels, axis=axis, sparse=False, loss_dtype=logits.dtype, out=out,
         want_grad=return_grad, grad_out=grad_out, want_labels_grad=return_labels_grad,
@@ -175,7 +171,7 @@ def softmax_cross_entropy_with_logits(
     >>> fastxent.nn.softmax_cross_entropy_with_logits(
     ...     labels=[[1.0, 0.0, 0.0], [0.0, 0.8, 0.2]],
     ...     logits=np.array([[4.0, 2.0, 1.0], [0.0, 5.0, 1.0]], np.float32))
-    array([0.16984604, 0.82474494], dtype=float32)
+    array([0.16984601, 0.8247449 ], dtype=float32)
     """
     return dense(labels, logits, axis, return_grad=return_grad,
                  return_labels_grad=return_labels_grad, out=out, grad_out=grad_out,

@@ -1,0 +1,34 @@
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import fastxent
+
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=40, deadline=None)
+settings.register_profile("thorough", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The tests must exercise the installed package (with its compiled kernels),
+# not a bare source tree that happens to be on sys.path.
+try:
+    from fastxent import _kernels  # noqa: F401
+except ImportError as error:  # pragma: no cover - a setup mistake, said plainly
+    raise pytest.UsageError(
+        f"fastxent's compiled kernels are missing ({error}); install it first: pip install ."
+    ) from None
+
+DTYPES = [np.float16, np.float32, np.float64]
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return np.dtype(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261123)

@@ -1,0 +1,20 @@
+"""``python -m fastxent``: the self-check prints the facts and agrees with the reference."""
+
+import subprocess
+import sys
+
+
+def test_self_check_passes():
+    run = subprocess.run([sys.executable, "-m", "fastxent"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "fastxent 0.1.0" in run.stdout
+    assert "CPU kernels: path" in run.stdout
+    assert ": OK" in run.stdout
+
+
+def test_unknown_command_is_refused():
+    run = subprocess.run([sys.executable, "-m", "fastxent", "frobnicate"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2
+    assert "usage" in run.stderr
