@@ -13,7 +13,17 @@ Backend interface (every backend module provides these):
     a dict describing the backend build.
 """
 
-from ._kernels import build_info as info
-from ._kernels import dense_rows, sparse_rows
+import pathlib
+
+try:
+    from ._kernels import build_info as info
+    from ._kernels import dense_rows, sparse_rows
+except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was installed
+    here = pathlib.Path(__file__).resolve().parent
+    raise ImportError(
+        f"fastxent's compiled kernels are missing from {here}. If that is a source "
+        "checkout, either build it in place (pip install -e .) or run Python from "
+        "another directory so that the installed fastxent is imported."
+    ) from error
 
 __all__ = ["dense_rows", "info", "sparse_rows"]

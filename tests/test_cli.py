@@ -4,17 +4,18 @@ import subprocess
 import sys
 
 
-def test_self_check_passes():
+def test_self_check_passes(tmp_path):
+    # From another directory, so that the installed package is the one imported.
     run = subprocess.run([sys.executable, "-m", "fastxent"], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "fastxent 0.1.0" in run.stdout
     assert "CPU kernels: path" in run.stdout
     assert ": OK" in run.stdout
 
 
-def test_unknown_command_is_refused():
+def test_unknown_command_is_refused(tmp_path):
     run = subprocess.run([sys.executable, "-m", "fastxent", "frobnicate"], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 2
     assert "usage" in run.stderr
