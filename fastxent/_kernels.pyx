@@ -50,8 +50,9 @@ cdef enum Kind:
     F32 = 1
     F64 = 2
 
-# Below this many logits a call runs on one thread: starting a team costs more.
-DEF SERIAL_BELOW = 32768
+cdef enum:
+    # Below this many logits a call runs on one thread: starting a team costs more.
+    SERIAL_BELOW = 32768
 
 
 cdef struct Strided:
@@ -185,8 +186,8 @@ cdef void _sparse_rows(real *witness, Strided *x, const int64_t *labels, Strided
     cdef Py_ssize_t i, n = x.rows, c = x.cols
     cdef bint x_direct = _direct(x, witness)
     cdef bint g_direct = grad != NULL and _direct(grad, witness)
-    cdef real *xbuf
-    cdef real *gbuf
+    cdef real *xbuf = NULL
+    cdef real *gbuf = NULL
     cdef real *xr
     cdef real *gr
     cdef double value
@@ -215,10 +216,10 @@ cdef void _dense_rows(real *witness, Strided *x, Strided *y, Strided *loss, Stri
     cdef bint y_direct = _direct(y, witness)
     cdef bint g_direct = grad != NULL and _direct(grad, witness)
     cdef bint gy_direct = ygrad != NULL and _direct(ygrad, witness)
-    cdef real *xbuf
-    cdef real *ybuf
-    cdef real *gbuf
-    cdef real *gybuf
+    cdef real *xbuf = NULL
+    cdef real *ybuf = NULL
+    cdef real *gbuf = NULL
+    cdef real *gybuf = NULL
     cdef real *xr
     cdef real *yr
     cdef real *gr
