@@ -18,6 +18,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
+from libc.math cimport INFINITY, NAN, log1p
 
 cimport numpy as cnp
 
@@ -25,17 +26,56 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from "fx_rows.h" nogil:
-    double fx_sparse_row_f32(const float *x, Py_ssize_t n, Py_ssize_t t,
-                             double scale, float *g)
-    double fx_sparse_row_f64(const double *x, Py_ssize_t n, Py_ssize_t t,
-                             double scale, double *g)
-    double fx_dense_row_f32(const float *x, const float *y, Py_ssize_t n,
-                            double a, double b, double scale, float *g, float *gy)
-    double fx_dense_row_f64(const double *x, const double *y, Py_ssize_t n,
-                            double a, double b, double scale, double *g, double *gy)
+cdef extern from "fx_omp.h" nogil:
     int fx_max_threads()
     int fx_have_openmp()
+
+cdef extern from "fx_kernels.h" nogil:
+    enum: FX_PART
+    ctypedef struct fx_kernels:
+        const char *name
+        int block_lanes_f32
+        int block_lanes_f64
+        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double scale, float *g) noexcept nogil
+        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double scale, double *g) noexcept nogil
+        double (*dense_row_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b,
+                                double scale, float *g, float *gy) noexcept nogil
+        double (*dense_row_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
+                                double scale, double *g, double *gy) noexcept nogil
+        void (*normalizer_part_f32)(const float *x, Py_ssize_t n, double *m, double *r) noexcept nogil
+        void (*normalizer_part_f64)(const double *x, Py_ssize_t n, double *m, double *r) noexcept nogil
+        void (*sparse_grad_part_f32)(const float *x, Py_ssize_t n, double m, double inv, float *g) noexcept nogil
+        void (*sparse_grad_part_f64)(const double *x, Py_ssize_t n, double m, double inv, double *g) noexcept nogil
+        void (*dense_sums_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
+                                    double b, double gy_scale, double log_s, float *gy,
+                                    double *sum_y, double *sum_yx) noexcept nogil
+        void (*dense_sums_part_f64)(const double *x, const double *y, Py_ssize_t n, double m,
+                                    double a, double b, double gy_scale, double log_s, double *gy,
+                                    double *sum_y, double *sum_yx) noexcept nogil
+        void (*dense_grad_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
+                                    double b, double p_scale, double y_scale, float *g) noexcept nogil
+        void (*dense_grad_part_f64)(const double *x, const double *y, Py_ssize_t n, double m,
+                                    double a, double b, double p_scale, double y_scale, double *g) noexcept nogil
+        void (*sparse_block_f32)(const float *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
+                                 const double *scale, Py_ssize_t scale_step, float *g, Py_ssize_t gs,
+                                 double *loss) noexcept nogil
+        void (*sparse_block_f64)(const double *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
+                                 const double *scale, Py_ssize_t scale_step, double *g,
+                                 Py_ssize_t gs, double *loss) noexcept nogil
+        void (*dense_block_f32)(const float *x, Py_ssize_t xs, const float *y, Py_ssize_t ys,
+                                Py_ssize_t n, double a, double b, const double *scale,
+                                Py_ssize_t scale_step, float *g, Py_ssize_t gs, float *gy,
+                                Py_ssize_t gys, double *loss) noexcept nogil
+        void (*dense_block_f64)(const double *x, Py_ssize_t xs, const double *y, Py_ssize_t ys,
+                                Py_ssize_t n, double a, double b, const double *scale,
+                                Py_ssize_t scale_step, double *g, Py_ssize_t gs, double *gy,
+                                Py_ssize_t gys, double *loss) noexcept nogil
+        void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
+        void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
+    int fx_supported_kernels(const fx_kernels **out)
+    void fx_combine(double *m, double *r, double mc, double rc)
+    double fx_sparse_loss(double m, double r, double xt)
+    double fx_sparse_target_grad(double m, double r, double xt, double scale)
 
 cdef extern from "fx_half.h" nogil:
     float fx_half_to_float(uint16_t h)
@@ -53,7 +93,60 @@ cdef enum Kind:
 cdef enum:
     # Below this many logits a call runs on one thread: starting a team costs more.
     SERIAL_BELOW = 32768
+    # Rows of at most this many classes go through the rows-in-lanes block kernels.
+    BLOCK_MAX_CLASSES = 32
+    MAX_LANES = 16
+    INT32_MAX = 2147483647
 
+
+# --- the instruction-set path -------------------------------------------------------------
+
+cdef const fx_kernels *_supported[8]
+cdef int _n_supported = fx_supported_kernels(_supported)
+cdef const fx_kernels *_active = _supported[0]
+
+
+def paths():
+    """Names of the kernel paths this CPU supports, best first (the last is the baseline)."""
+    return [(<bytes>_supported[k].name).decode() for k in range(_n_supported)]
+
+
+def path():
+    """Name of the kernel path in use."""
+    return (<bytes>_active.name).decode()
+
+
+def set_path(name):
+    """Use the kernel path ``name`` (one of :func:`paths`, or "baseline").
+
+    Not thread-safe: meant for start-up (``FASTXENT_CPU_PATH``) and tests.
+    """
+    global _active
+    names = paths()
+    if name == "baseline":
+        name = names[len(names) - 1]
+    if name not in names:
+        raise ValueError(f"kernel path {name!r} is not supported here; choose from "
+                         f"{names + ['baseline']}")
+    _active = _supported[names.index(name)]
+
+
+def _path_from_environment():
+    import os
+    import warnings
+
+    requested = os.environ.get("FASTXENT_CPU_PATH")
+    if requested:
+        try:
+            set_path(requested)
+        except ValueError as error:
+            warnings.warn(f"FASTXENT_CPU_PATH: {error}; using {path()}", RuntimeWarning)
+
+
+_path_from_environment()
+
+
+# --- strided views ------------------------------------------------------------------------
 
 cdef struct Strided:
     char *data
@@ -120,16 +213,21 @@ cdef inline void _store(char *p, int kind, double v) noexcept nogil:
         memcpy(p, &v, 8)
 
 
-cdef inline bint _direct(const Strided *a, real *witness) noexcept nogil:
-    """Whether rows of ``a`` can be used in place as ``real`` arrays."""
-    if real is float:
-        if a.kind != F32:
-            return False
-    else:
-        if a.kind != F64:
-            return False
-    return (a.col_stride == sizeof(real) or a.cols <= 1) and \
-        (<size_t>a.data) % sizeof(real) == 0 and a.row_stride % sizeof(real) == 0
+cdef inline bint _direct(const Strided *a, int kind) noexcept nogil:
+    """Whether rows of ``a`` can be used in place as contiguous arrays of ``kind``."""
+    cdef Py_ssize_t item = 8 if kind == F64 else 4
+    if a == NULL:
+        return True
+    return a.kind == kind and (a.col_stride == item or a.cols <= 1) and \
+        (<size_t>a.data) % item == 0 and a.row_stride % item == 0
+
+
+cdef inline bint _fits_int32_lanes(const Strided *a, Py_ssize_t lanes) noexcept nogil:
+    cdef Py_ssize_t item = 8 if a.kind == F64 else 4
+    cdef Py_ssize_t stride = a.row_stride // item
+    if stride < 0:
+        stride = -stride
+    return (lanes - 1) * stride + a.cols < INT32_MAX
 
 
 cdef inline real *_row(const Strided *a, Py_ssize_t i, bint direct, real *scratch) noexcept nogil:
@@ -150,42 +248,69 @@ cdef inline void _scatter(const Strided *a, Py_ssize_t i, const real *row) noexc
         _store(p + j * a.col_stride, a.kind, row[j])
 
 
-cdef int _team_size(object n_threads, Py_ssize_t rows, Py_ssize_t cols) except -1:
-    cdef Py_ssize_t nt
-    if n_threads is None:
-        nt = fx_max_threads()
-    else:
-        nt = n_threads
-    if nt < 1:
-        raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
-    if rows * cols < SERIAL_BELOW or not fx_have_openmp():
-        return 1
-    return <int>min(nt, rows)
-
-
 cdef class _Scratch:
-    """Per-thread scratch rows, allocated with the GIL held before any output is written."""
+    """Per-thread scratch, allocated with the GIL held before any output is written."""
     cdef char *block
     cdef Py_ssize_t per_thread
 
-    def __cinit__(self, int n_threads, Py_ssize_t rows_per_thread, Py_ssize_t row_bytes):
-        self.per_thread = rows_per_thread * row_bytes
-        self.block = NULL
-        if self.per_thread:
-            self.block = <char *>malloc(n_threads * self.per_thread)
-            if self.block == NULL:
-                raise MemoryError("fastxent could not allocate its per-thread scratch rows")
+    def __cinit__(self, Py_ssize_t n_threads, Py_ssize_t bytes_per_thread):
+        self.per_thread = (bytes_per_thread + 63) // 64 * 64
+        self.block = <char *>malloc(n_threads * self.per_thread)
+        if self.block == NULL:
+            raise MemoryError("fastxent could not allocate its per-thread scratch")
 
     def __dealloc__(self):
         free(self.block)
 
 
-cdef void _sparse_rows(real *witness, Strided *x, const int64_t *labels, Strided *loss,
+cdef struct Plan:
+    int kind            # compute kind: F32 or F64
+    int threads         # team for row-parallel work
+    int split_threads   # > 1: split each row's class axis over this many threads
+    Py_ssize_t lanes    # > 0: rows-in-lanes blocks of this many rows
+    Py_ssize_t blocks   # number of such blocks
+    bint x_direct, y_direct, g_direct, gy_direct
+
+
+cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_threads) except *:
+    """How to run one call: the kernel shape, thread counts and direct-access flags."""
+    cdef Plan p
+    cdef Py_ssize_t requested
+    cdef bint small_call
+    p.kind = F64 if x.kind == F64 else F32
+    p.x_direct = _direct(x, p.kind)
+    p.y_direct = _direct(y, p.kind)
+    p.g_direct = _direct(g, p.kind)
+    p.gy_direct = _direct(gy, p.kind)
+    requested = fx_max_threads() if n_threads is None else n_threads
+    if requested < 1:
+        raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
+    small_call = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
+    p.threads = 1 if small_call else <int>min(requested, x.rows)
+    p.lanes = _active.block_lanes_f64 if p.kind == F64 else _active.block_lanes_f32
+    if not (p.lanes and x.cols <= BLOCK_MAX_CLASSES and p.x_direct and p.y_direct
+            and p.g_direct and p.gy_direct and x.rows >= p.lanes
+            and _fits_int32_lanes(x, p.lanes)
+            and (y == NULL or _fits_int32_lanes(y, p.lanes))
+            and (g == NULL or _fits_int32_lanes(g, p.lanes))
+            and (gy == NULL or _fits_int32_lanes(gy, p.lanes))):
+        p.lanes = 0
+    p.blocks = x.rows // p.lanes if p.lanes else 0
+    if p.lanes and not small_call:
+        p.threads = <int>min(requested, p.blocks)
+    p.split_threads = 1
+    if (not small_call and requested > 1 and x.rows < requested and x.cols >= 2 * FX_PART
+            and p.x_direct and p.y_direct and p.g_direct and p.gy_direct):
+        p.split_threads = <int>requested
+    return p
+
+
+# --- sparse labels ------------------------------------------------------------------------
+
+cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels, Strided *loss,
                        Strided *grad, const double *scale, Py_ssize_t scale_step,
-                       _Scratch scratch, int n_threads) noexcept nogil:
-    cdef Py_ssize_t i, n = x.rows, c = x.cols
-    cdef bint x_direct = _direct(x, witness)
-    cdef bint g_direct = grad != NULL and _direct(grad, witness)
+                       _Scratch scratch, Py_ssize_t first, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, c = x.cols
     cdef real *xbuf = NULL
     cdef real *gbuf = NULL
     cdef real *xr
@@ -194,68 +319,94 @@ cdef void _sparse_rows(real *witness, Strided *x, const int64_t *labels, Strided
     with parallel(num_threads=n_threads):
         xbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
         gbuf = xbuf + c
-        for i in prange(n, schedule='static'):
-            xr = _row(x, i, x_direct, xbuf)
+        for i in prange(first, x.rows, schedule='static'):
+            xr = _row(x, i, p.x_direct, xbuf)
             gr = NULL
             if grad != NULL:
-                gr = <real *>(grad.data + i * grad.row_stride) if g_direct else gbuf
+                gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
             if real is float:
-                value = fx_sparse_row_f32(xr, c, labels[i], scale[i * scale_step], gr)
+                value = _active.sparse_row_f32(xr, c, labels[i], scale[i * scale_step], gr)
             else:
-                value = fx_sparse_row_f64(xr, c, labels[i], scale[i * scale_step], gr)
+                value = _active.sparse_row_f64(xr, c, labels[i], scale[i * scale_step], gr)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
-            if grad != NULL and not g_direct:
+            if grad != NULL and not p.g_direct:
                 _scatter(grad, i, gr)
 
 
-cdef void _dense_rows(real *witness, Strided *x, Strided *y, Strided *loss, Strided *grad,
-                      Strided *ygrad, double a, double b, const double *scale,
-                      Py_ssize_t scale_step, _Scratch scratch, int n_threads) noexcept nogil:
-    cdef Py_ssize_t i, n = x.rows, c = x.cols
-    cdef bint x_direct = _direct(x, witness)
-    cdef bint y_direct = _direct(y, witness)
-    cdef bint g_direct = grad != NULL and _direct(grad, witness)
-    cdef bint gy_direct = ygrad != NULL and _direct(ygrad, witness)
-    cdef real *xbuf = NULL
-    cdef real *ybuf = NULL
-    cdef real *gbuf = NULL
-    cdef real *gybuf = NULL
-    cdef real *xr
-    cdef real *yr
+cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labels,
+                         Strided *loss, Strided *grad, const double *scale,
+                         Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
+    cdef Py_ssize_t b, k, i0, lanes = p.lanes, xs = x.row_stride // sizeof(real), gs = 0
+    cdef double *lossbuf = NULL
+    cdef real *g0
+    if grad != NULL:
+        gs = grad.row_stride // sizeof(real)
+    with parallel(num_threads=p.threads):
+        lossbuf = <double *>(scratch.block + threadid() * scratch.per_thread)
+        for b in prange(p.blocks, schedule='static'):
+            i0 = b * lanes
+            g0 = NULL
+            if grad != NULL:
+                g0 = <real *>(grad.data + i0 * grad.row_stride)
+            if real is float:
+                _active.sparse_block_f32(<const float *>(x.data + i0 * x.row_stride), xs, x.cols,
+                                         labels + i0, scale + i0 * scale_step, scale_step, g0,
+                                         gs, lossbuf)
+            else:
+                _active.sparse_block_f64(<const double *>(x.data + i0 * x.row_stride), xs, x.cols,
+                                         labels + i0, scale + i0 * scale_step, scale_step, g0,
+                                         gs, lossbuf)
+            for k in range(lanes):
+                _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+
+
+cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
+                        Strided *loss, Strided *grad, const double *scale,
+                        Py_ssize_t scale_step, double *partials) noexcept nogil:
+    """Few long rows: each row's parts run on several threads, combined in order."""
+    cdef Py_ssize_t i, k, t, start, length, c = x.cols
+    cdef Py_ssize_t parts = (c + FX_PART - 1) // FX_PART
+    cdef double *pm = partials
+    cdef double *pr = partials + parts
+    cdef double m, r, xt, sc, value
+    cdef const real *xr
     cdef real *gr
-    cdef real *gyr
-    cdef double value
-    with parallel(num_threads=n_threads):
-        xbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
-        ybuf = xbuf + c
-        gbuf = ybuf + c
-        gybuf = gbuf + c
-        for i in prange(n, schedule='static'):
-            xr = _row(x, i, x_direct, xbuf)
-            yr = _row(y, i, y_direct, ybuf)
-            gr = NULL
-            gyr = NULL
-            if grad != NULL:
-                gr = <real *>(grad.data + i * grad.row_stride) if g_direct else gbuf
-            if ygrad != NULL:
-                gyr = <real *>(ygrad.data + i * ygrad.row_stride) if gy_direct else gybuf
+    for i in range(x.rows):
+        xr = <const real *>(x.data + i * x.row_stride)
+        gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
+        t = labels[i]
+        sc = scale[i * scale_step]
+        if t < 0 or t >= c:
             if real is float:
-                value = fx_dense_row_f32(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+                value = _active.sparse_row_f32(xr, c, t, sc, gr)
             else:
-                value = fx_dense_row_f64(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+                value = _active.sparse_row_f64(xr, c, t, sc, gr)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
-            if grad != NULL and not g_direct:
-                _scatter(grad, i, gr)
-            if ygrad != NULL and not gy_direct:
-                _scatter(ygrad, i, gyr)
-
-
-cdef inline Py_ssize_t _scale_step(const double[::1] scale, Py_ssize_t rows) except -1:
-    if scale.shape[0] == rows:
-        return 1
-    if scale.shape[0] == 1:
-        return 0
-    raise ValueError("scale must have one entry per row, or one entry")
+            continue
+        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+            start = k * FX_PART
+            length = min(<Py_ssize_t>FX_PART, c - start)
+            if real is float:
+                _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
+            else:
+                _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
+        m = -INFINITY
+        r = -1.0
+        for k in range(parts):
+            fx_combine(&m, &r, pm[k], pr[k])
+        if m == -INFINITY:
+            r = NAN
+        xt = xr[t]
+        if gr != NULL:
+            for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+                start = k * FX_PART
+                length = min(<Py_ssize_t>FX_PART, c - start)
+                if real is float:
+                    _active.sparse_grad_part_f32(xr + start, length, m, sc / (1.0 + r), gr + start)
+                else:
+                    _active.sparse_grad_part_f64(xr + start, length, m, sc / (1.0 + r), gr + start)
+            gr[t] = <real>fx_sparse_target_grad(m, r, xt, sc)
+        _store(loss.data + i * loss.row_stride, loss.kind, fx_sparse_loss(m, r, xt))
 
 
 def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
@@ -277,21 +428,183 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
     cdef Strided g
     cdef Strided *gp = NULL
     cdef Py_ssize_t step = _scale_step(scale, x.rows)
-    cdef int nt = _team_size(n_threads, x.rows, x.cols)
-    cdef bint f64 = x.kind == F64
-    cdef Py_ssize_t item = 8 if f64 else 4
+    cdef Plan p
     cdef _Scratch scratch
+    cdef Py_ssize_t item, first = 0
     if grad is not None:
         g = _strided(grad)
         gp = &g
+    p = _plan(&x, NULL, gp, NULL, n_threads)
     if x.rows == 0:
         return
-    scratch = _Scratch(nt, 2, x.cols * item)
+    item = 8 if p.kind == F64 else 4
+    if p.split_threads > 1:
+        scratch = _Scratch(1, 2 * ((x.cols + FX_PART - 1) // FX_PART) * 8)
+        with nogil:
+            if p.kind == F64:
+                _sparse_split(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                              <double *>scratch.block)
+            else:
+                _sparse_split(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                              <double *>scratch.block)
+        return
+    scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * item, MAX_LANES * 8))
     with nogil:
-        if f64:
-            _sparse_rows(<double *>NULL, &x, &labels[0], &out, gp, &scale[0], step, scratch, nt)
-        else:
-            _sparse_rows(<float *>NULL, &x, &labels[0], &out, gp, &scale[0], step, scratch, nt)
+        if p.lanes:
+            if p.kind == F64:
+                _sparse_blocks(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step, scratch)
+            else:
+                _sparse_blocks(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step, scratch)
+            first = p.blocks * p.lanes
+        if first < x.rows:
+            if p.kind == F64:
+                _sparse_rows(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                             scratch, first, p.threads if first == 0 else 1)
+            else:
+                _sparse_rows(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                             scratch, first, p.threads if first == 0 else 1)
+
+
+# --- dense labels ---------------------------------------------------------------------------
+
+cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
+                      Strided *grad, Strided *ygrad, double a, double b, const double *scale,
+                      Py_ssize_t scale_step, _Scratch scratch, Py_ssize_t first,
+                      int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, c = x.cols
+    cdef real *xbuf = NULL
+    cdef real *ybuf = NULL
+    cdef real *gbuf = NULL
+    cdef real *gybuf = NULL
+    cdef real *xr
+    cdef real *yr
+    cdef real *gr
+    cdef real *gyr
+    cdef double value
+    with parallel(num_threads=n_threads):
+        xbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
+        ybuf = xbuf + c
+        gbuf = ybuf + c
+        gybuf = gbuf + c
+        for i in prange(first, x.rows, schedule='static'):
+            xr = _row(x, i, p.x_direct, xbuf)
+            yr = _row(y, i, p.y_direct, ybuf)
+            gr = NULL
+            gyr = NULL
+            if grad != NULL:
+                gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
+            if ygrad != NULL:
+                gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
+            if real is float:
+                value = _active.dense_row_f32(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+            else:
+                value = _active.dense_row_f64(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+            _store(loss.data + i * loss.row_stride, loss.kind, value)
+            if grad != NULL and not p.g_direct:
+                _scatter(grad, i, gr)
+            if ygrad != NULL and not p.gy_direct:
+                _scatter(ygrad, i, gyr)
+
+
+cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
+                        Strided *grad, Strided *ygrad, double a, double b, const double *scale,
+                        Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
+    cdef Py_ssize_t b_, k, i0, lanes = p.lanes
+    cdef Py_ssize_t xs = x.row_stride // sizeof(real), ys = y.row_stride // sizeof(real)
+    cdef Py_ssize_t gs = 0, gys = 0
+    cdef double *lossbuf = NULL
+    cdef real *g0
+    cdef real *gy0
+    if grad != NULL:
+        gs = grad.row_stride // sizeof(real)
+    if ygrad != NULL:
+        gys = ygrad.row_stride // sizeof(real)
+    with parallel(num_threads=p.threads):
+        lossbuf = <double *>(scratch.block + threadid() * scratch.per_thread)
+        for b_ in prange(p.blocks, schedule='static'):
+            i0 = b_ * lanes
+            g0 = NULL
+            gy0 = NULL
+            if grad != NULL:
+                g0 = <real *>(grad.data + i0 * grad.row_stride)
+            if ygrad != NULL:
+                gy0 = <real *>(ygrad.data + i0 * ygrad.row_stride)
+            if real is float:
+                _active.dense_block_f32(<const float *>(x.data + i0 * x.row_stride), xs,
+                                        <const float *>(y.data + i0 * y.row_stride), ys, x.cols,
+                                        a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
+                                        gys, lossbuf)
+            else:
+                _active.dense_block_f64(<const double *>(x.data + i0 * x.row_stride), xs,
+                                        <const double *>(y.data + i0 * y.row_stride), ys, x.cols,
+                                        a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
+                                        gys, lossbuf)
+            for k in range(lanes):
+                _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+
+
+cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
+                       Strided *grad, Strided *ygrad, double a, double b, const double *scale,
+                       Py_ssize_t scale_step, double *partials) noexcept nogil:
+    """Few long rows: each row's parts run on several threads, combined in order."""
+    cdef Py_ssize_t i, k, start, length, c = x.cols
+    cdef Py_ssize_t parts = (c + FX_PART - 1) // FX_PART
+    cdef double *pm = partials
+    cdef double *pr = partials + parts
+    cdef double *psy = partials + 2 * parts
+    cdef double *psyx = partials + 3 * parts
+    cdef double m, r, sc, log_s, sum_y, sum_yx
+    cdef const real *xr
+    cdef const real *yr
+    cdef real *gr
+    cdef real *gyr
+    for i in range(x.rows):
+        xr = <const real *>(x.data + i * x.row_stride)
+        yr = <const real *>(y.data + i * y.row_stride)
+        gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
+        gyr = <real *>(ygrad.data + i * ygrad.row_stride) if ygrad != NULL else NULL
+        sc = scale[i * scale_step]
+        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+            start = k * FX_PART
+            length = min(<Py_ssize_t>FX_PART, c - start)
+            if real is float:
+                _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
+            else:
+                _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
+        m = -INFINITY
+        r = -1.0
+        for k in range(parts):
+            fx_combine(&m, &r, pm[k], pr[k])
+        if m == -INFINITY:
+            r = NAN
+        log_s = log1p(r)
+        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+            start = k * FX_PART
+            length = min(<Py_ssize_t>FX_PART, c - start)
+            if real is float:
+                _active.dense_sums_part_f32(xr + start, yr + start, length, m, a, b, sc * a,
+                                            log_s, gyr + start if gyr != NULL else NULL,
+                                            &psy[k], &psyx[k])
+            else:
+                _active.dense_sums_part_f64(xr + start, yr + start, length, m, a, b, sc * a,
+                                            log_s, gyr + start if gyr != NULL else NULL,
+                                            &psy[k], &psyx[k])
+        sum_y = 0.0
+        sum_yx = 0.0
+        for k in range(parts):
+            sum_y += psy[k]
+            sum_yx += psyx[k]
+        if gr != NULL:
+            for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+                start = k * FX_PART
+                length = min(<Py_ssize_t>FX_PART, c - start)
+                if real is float:
+                    _active.dense_grad_part_f32(xr + start, yr + start, length, m, a, b,
+                                                sc * sum_y / (1.0 + r), sc, gr + start)
+                else:
+                    _active.dense_grad_part_f64(xr + start, yr + start, length, m, a, b,
+                                                sc * sum_y / (1.0 + r), sc, gr + start)
+        _store(loss.data + i * loss.row_stride, loss.kind, sum_y * log_s - sum_yx)
 
 
 def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.ndarray grad,
@@ -318,24 +631,71 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     cdef Strided *gp = NULL
     cdef Strided *gyp = NULL
     cdef Py_ssize_t step = _scale_step(scale, x.rows)
-    cdef int nt = _team_size(n_threads, x.rows, x.cols)
-    cdef bint f64 = x.kind == F64
-    cdef Py_ssize_t item = 8 if f64 else 4
+    cdef Plan p
     cdef _Scratch scratch
+    cdef Py_ssize_t item, first = 0
     if grad is not None:
         g = _strided(grad)
         gp = &g
     if labels_grad is not None:
         gy = _strided(labels_grad)
         gyp = &gy
+    p = _plan(&x, &y, gp, gyp, n_threads)
     if x.rows == 0 or x.cols == 0:
         return
-    scratch = _Scratch(nt, 4, x.cols * item)
+    item = 8 if p.kind == F64 else 4
+    if p.split_threads > 1:
+        scratch = _Scratch(1, 4 * ((x.cols + FX_PART - 1) // FX_PART) * 8)
+        with nogil:
+            if p.kind == F64:
+                _dense_split(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                             <double *>scratch.block)
+            else:
+                _dense_split(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                             <double *>scratch.block)
+        return
+    scratch = _Scratch(max(p.threads, 1), max(4 * x.cols * item, MAX_LANES * 8))
     with nogil:
-        if f64:
-            _dense_rows(<double *>NULL, &x, &y, &out, gp, gyp, a, b, &scale[0], step, scratch, nt)
-        else:
-            _dense_rows(<float *>NULL, &x, &y, &out, gp, gyp, a, b, &scale[0], step, scratch, nt)
+        if p.lanes:
+            if p.kind == F64:
+                _dense_blocks(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                              scratch)
+            else:
+                _dense_blocks(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                              scratch)
+            first = p.blocks * p.lanes
+        if first < x.rows:
+            if p.kind == F64:
+                _dense_rows(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                            scratch, first, p.threads if first == 0 else 1)
+            else:
+                _dense_rows(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                            scratch, first, p.threads if first == 0 else 1)
+
+
+cdef inline Py_ssize_t _scale_step(const double[::1] scale, Py_ssize_t rows) except -1:
+    if scale.shape[0] == rows:
+        return 1
+    if scale.shape[0] == 1:
+        return 0
+    raise ValueError("scale must have one entry per row, or one entry")
+
+
+# --- test hooks and facts -------------------------------------------------------------------
+
+def exp_nonpositive(cnp.ndarray values, cnp.ndarray out):
+    """The active path's vector exp over contiguous float32/float64 ``values`` (for tests)."""
+    if values.dtype != out.dtype or not values.flags.c_contiguous or not out.flags.c_contiguous \
+            or values.size != out.size:
+        raise ValueError("values and out must be contiguous, of one dtype and size")
+    if values.dtype == np.float32:
+        _active.exp_f32(<const float *>cnp.PyArray_DATA(values), <float *>cnp.PyArray_DATA(out),
+                        values.size)
+    elif values.dtype == np.float64:
+        _active.exp_f64(<const double *>cnp.PyArray_DATA(values), <double *>cnp.PyArray_DATA(out),
+                        values.size)
+    else:
+        raise TypeError("values must be float32 or float64")
 
 
 def half_to_float(const uint16_t[::1] bits, float[::1] out):
@@ -353,6 +713,6 @@ def float_to_half(const float[::1] values, uint16_t[::1] out):
 
 
 def build_info():
-    """What this build of the kernels has: OpenMP, and its default thread count."""
-    return {"openmp": bool(fx_have_openmp()), "max_threads": fx_max_threads(),
-            "path": "scalar-c"}
+    """What this build of the kernels has: the paths, the one in use, OpenMP and threads."""
+    return {"path": path(), "paths": paths(), "openmp": bool(fx_have_openmp()),
+            "max_threads": fx_max_threads()}
