@@ -93,10 +93,9 @@ cdef enum Kind:
 cdef enum:
     # Below this many logits a call runs on one thread: starting a team costs more.
     SERIAL_BELOW = 32768
-    # Rows of at most this many classes go through the rows-in-lanes block kernels.
-    BLOCK_MAX_CLASSES = 32
+    # Block kernels take rows of at most two tiles of lanes classes.
+    BLOCK_TILES = 2
     MAX_LANES = 16
-    INT32_MAX = 2147483647
 
 
 # --- the instruction-set path -------------------------------------------------------------
@@ -222,14 +221,6 @@ cdef inline bint _direct(const Strided *a, int kind) noexcept nogil:
         (<size_t>a.data) % item == 0 and a.row_stride % item == 0
 
 
-cdef inline bint _fits_int32_lanes(const Strided *a, Py_ssize_t lanes) noexcept nogil:
-    cdef Py_ssize_t item = 8 if a.kind == F64 else 4
-    cdef Py_ssize_t stride = a.row_stride // item
-    if stride < 0:
-        stride = -stride
-    return (lanes - 1) * stride + a.cols < INT32_MAX
-
-
 cdef inline real *_row(const Strided *a, Py_ssize_t i, bint direct, real *scratch) noexcept nogil:
     """Row ``i`` of ``a`` as contiguous ``real``: in place, or gathered into scratch."""
     cdef const char *p = a.data + i * a.row_stride
@@ -288,12 +279,8 @@ cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_thread
     small_call = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
     p.threads = 1 if small_call else <int>min(requested, x.rows)
     p.lanes = _active.block_lanes_f64 if p.kind == F64 else _active.block_lanes_f32
-    if not (p.lanes and x.cols <= BLOCK_MAX_CLASSES and p.x_direct and p.y_direct
-            and p.g_direct and p.gy_direct and x.rows >= p.lanes
-            and _fits_int32_lanes(x, p.lanes)
-            and (y == NULL or _fits_int32_lanes(y, p.lanes))
-            and (g == NULL or _fits_int32_lanes(g, p.lanes))
-            and (gy == NULL or _fits_int32_lanes(gy, p.lanes))):
+    if not (p.lanes and x.cols <= BLOCK_TILES * p.lanes and p.x_direct and p.y_direct
+            and p.g_direct and p.gy_direct and x.rows >= p.lanes):
         p.lanes = 0
     p.blocks = x.rows // p.lanes if p.lanes else 0
     if p.lanes and not small_call:

@@ -29,6 +29,7 @@
 
 #define T float
 #define V vf
+#define M mf
 #define VL VF_LANES
 #define VOP(op) vf_##op
 #define SFX(name) name##_f32
@@ -36,6 +37,7 @@
 #include "fx_kernels_impl.h"
 #undef T
 #undef V
+#undef M
 #undef VL
 #undef VOP
 #undef SFX
@@ -43,6 +45,7 @@
 
 #define T double
 #define V vd
+#define M md
 #define VL VD_LANES
 #define VOP(op) vd_##op
 #define SFX(name) name##_f64
@@ -50,6 +53,7 @@
 #include "fx_kernels_impl.h"
 #undef T
 #undef V
+#undef M
 #undef VL
 #undef VOP
 #undef SFX
@@ -57,21 +61,97 @@
 
 #if defined(FX_AVX512)
 /* Rows in lanes, for small rows: lane i holds row i of a block of 16 (float)
- * or 8 (double) rows, so max, exp, sum and log are vertical operations.
- * Row i starts at x + i * xs; entries are gathered column by column and
- * gradient columns scattered back. Requires (lanes - 1) * stride < 2**31.
+ * or 8 (double) rows, so max, exp, sum and log are vertical operations. Rows
+ * are read with masked loads (masked-off lanes never touch memory) and turned
+ * into columns by an in-register transpose, a tile of 16 (8) columns at a
+ * time; gradients go back the same way. At most two tiles: n <= 2 * lanes.
  */
 
-static inline __m512i fx_lane_offsets16(ptrdiff_t stride)
+static inline void fx_transpose16(__m512 r[16])
 {
-    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                              _mm512_set1_epi32((int)stride));
+    __m512 t[16];
+    int i, k;
+    for (i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 4; ++i) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (i = 0; i < 2; ++i)
+        for (k = 0; k < 4; ++k) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0x88);
+            t[8 * i + k + 4] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0xdd);
+        }
+    for (k = 0; k < 8; ++k) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
 }
 
-static inline __m256i fx_lane_offsets8(ptrdiff_t stride)
+static inline void fx_transpose8(__m512d r[8])
 {
-    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)stride));
+    __m512d t[8];
+    int i;
+    for (i = 0; i < 4; ++i) {
+        t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 2; ++i) {
+        r[4 * i + 0] = _mm512_shuffle_f64x2(t[4 * i + 0], t[4 * i + 2], 0x88);
+        r[4 * i + 1] = _mm512_shuffle_f64x2(t[4 * i + 1], t[4 * i + 3], 0x88);
+        r[4 * i + 2] = _mm512_shuffle_f64x2(t[4 * i + 0], t[4 * i + 2], 0xdd);
+        r[4 * i + 3] = _mm512_shuffle_f64x2(t[4 * i + 1], t[4 * i + 3], 0xdd);
+    }
+    for (i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
+    }
+    for (i = 0; i < 8; ++i)
+        r[i] = t[i];
 }
+
+#define FX_COLUMN_IO(T, S, V, L, MASK, MASKZ_LOAD, MASK_STORE, TRANSPOSE, ZERO)                  \
+    /* cols[j] lane i = x[i * xs + j], for j < n */                                              \
+    static inline void load_columns_##S(const T *x, ptrdiff_t xs, ptrdiff_t n, V *cols)          \
+    {                                                                                            \
+        ptrdiff_t tile, i, j;                                                                    \
+        for (tile = 0; tile < n; tile += L) {                                                    \
+            const ptrdiff_t w = n - tile < L ? n - tile : L;                                     \
+            const MASK m = (MASK)((1u << w) - 1u);                                               \
+            V r[L];                                                                              \
+            for (i = 0; i < L; ++i)                                                              \
+                r[i] = MASKZ_LOAD(m, x + i * xs + tile);                                         \
+            TRANSPOSE(r);                                                                        \
+            for (j = 0; j < w; ++j)                                                              \
+                cols[tile + j] = r[j];                                                           \
+        }                                                                                        \
+    }                                                                                            \
+    /* g[i * gs + j] = cols[j] lane i, for j < n */                                              \
+    static inline void store_columns_##S(T *g, ptrdiff_t gs, ptrdiff_t n, const V *cols)         \
+    {                                                                                            \
+        ptrdiff_t tile, i, j;                                                                    \
+        for (tile = 0; tile < n; tile += L) {                                                    \
+            const ptrdiff_t w = n - tile < L ? n - tile : L;                                     \
+            const MASK m = (MASK)((1u << w) - 1u);                                               \
+            V r[L];                                                                              \
+            for (j = 0; j < L; ++j)                                                              \
+                r[j] = j < w ? cols[tile + j] : ZERO;                                             \
+            TRANSPOSE(r);                                                                        \
+            for (i = 0; i < L; ++i)                                                              \
+                MASK_STORE(g + i * gs + tile, m, r[i]);                                          \
+        }                                                                                        \
+    }
+
+FX_COLUMN_IO(float, f32, vf, 16, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
+             fx_transpose16, _mm512_setzero_ps())
+FX_COLUMN_IO(double, f64, vd, 8, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
+             fx_transpose8, _mm512_setzero_pd())
 
 /* Labels of 16 rows as int32 lanes, with the mask of those in [0, n). */
 static inline __m512i fx_labels16(const int64_t *t, ptrdiff_t n, __mmask16 *valid)
@@ -113,116 +193,97 @@ static inline void fx_store_loss16(double *loss, vf v)
     _mm512_storeu_pd(loss + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
 }
 
-#define BLOCK_IMPL(T, S, V, VOP, M, IDX, LANE_OFFSETS, LABELS, SCALE, GATHER, MGATHER, SCATTER,   \
-                   IDX_SET1, IDX_EQ, STORE_LOSS, MASK_MOV)                               \
-    /* pass 1: max; pass 2: r = sum(exp(x - m)) - 1 with ties apart */                            \
-    static inline void block_normalizer_##S(const T *x, IDX ix, ptrdiff_t n, V *m_out,             \
-                                            V *r_out)                                              \
-    {                                                                                              \
-        const V zero = VOP(set1)(0), one = VOP(set1)(1);                                           \
-        V m = VOP(set1)((T)-INFINITY), s = zero, ties = zero;                                      \
-        ptrdiff_t j;                                                                               \
-        for (j = 0; j < n; ++j)                                                                    \
-            m = VOP(max)(m, GATHER(ix, x + j));                                                    \
-        for (j = 0; j < n; ++j) {                                                                  \
-            V d = VOP(sub)(GATHER(ix, x + j), m);                                                  \
-            s = VOP(add)(s, VOP(keep)(VOP(neq)(d, zero), VOP(exp_nonpos)(d)));                     \
-            ties = VOP(add)(ties, VOP(keep)(VOP(eq)(d, zero), one));                               \
-        }                                                                                          \
-        *m_out = m;                                                                                \
-        *r_out = VOP(add)(s, VOP(sub)(ties, one));                                                 \
-    }                                                                                              \
-                                                                                                   \
-    static void sparse_block_##S(const T *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,         \
-                                 const double *scale, ptrdiff_t scale_step, T *g, ptrdiff_t gs,    \
-                                 double *loss)                                                     \
-    {                                                                                              \
-        const V one = VOP(set1)(1), nan = VOP(set1)((T)NAN);                                       \
-        const IDX ix = LANE_OFFSETS(xs);                                                           \
-        M valid;                                                                                   \
-        const IDX tv = LABELS(t, n, &valid);                                                       \
-        V m, r, xt, value;                                                                         \
-        ptrdiff_t j;                                                                               \
-        block_normalizer_##S(x, ix, n, &m, &r);                                                    \
-        xt = MGATHER(nan, valid, IDX_ADD(ix, tv), x);                                              \
-        value = VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt));                                   \
-        STORE_LOSS(loss, value);                                                                   \
-        if (g) {                                                                                   \
-            const IDX ig = LANE_OFFSETS(gs);                                                       \
-            const V sc = SCALE(scale, scale_step);                                                 \
-            const V inv = MASK_MOV(nan, valid, VOP(div)(sc, VOP(add)(one, r)));                    \
-            /* p_t - 1, exact when the target is the max */                                        \
-            const V target = MASK_MOV(VOP(sub)(VOP(mul)(VOP(exp_nonpos)(VOP(sub)(xt, m)), inv), sc),\
-                                      VOP(eq)(xt, m) & valid,                                      \
-                                      VOP(mul)(VOP(sub)(VOP(set1)(0), sc), VOP(div)(r, VOP(add)(one, r)))); \
-            for (j = 0; j < n; ++j) {                                                              \
-                V p = VOP(mul)(VOP(exp_nonpos)(VOP(sub)(GATHER(ix, x + j), m)), inv);              \
-                p = MASK_MOV(p, IDX_EQ(tv, IDX_SET1(j)) & valid, target);                           \
-                SCATTER(g + j, ig, p);                                                             \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-                                                                                                   \
-    static void dense_block_##S(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys, ptrdiff_t n,  \
-                                double a, double b, const double *scale, ptrdiff_t scale_step,     \
-                                T *g, ptrdiff_t gs, T *gy, ptrdiff_t gys, double *loss)           \
-    {                                                                                              \
-        const V zero = VOP(set1)(0), one = VOP(set1)(1);                                           \
-        const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b);                                        \
-        const IDX ix = LANE_OFFSETS(xs), iy = LANE_OFFSETS(ys);                                    \
-        V m, r, log_s, sy = zero, syx = zero;                                                      \
-        ptrdiff_t j;                                                                               \
-        block_normalizer_##S(x, ix, n, &m, &r);                                                    \
-        for (j = 0; j < n; ++j) {                                                                  \
-            V yj = VOP(fmadd)(va, GATHER(iy, y + j), vb);                                          \
-            V d = VOP(sub)(GATHER(ix, x + j), m);                                                  \
-            sy = VOP(add)(sy, yj);                                                                 \
-            syx = VOP(add)(syx, VOP(keep)(VOP(neq)(yj, zero), VOP(mul)(yj, d)));                   \
-        }                                                                                          \
-        log_s = VOP(log1p_nonneg)(r);                                                              \
-        STORE_LOSS(loss, VOP(sub)(VOP(mul)(sy, log_s), syx));                                      \
-        if (gy) {                                                                                  \
-            const IDX igy = LANE_OFFSETS(gys);                                                     \
-            const V gscale = VOP(mul)(SCALE(scale, scale_step), va);                               \
-            for (j = 0; j < n; ++j) {                                                              \
-                V d = VOP(sub)(GATHER(ix, x + j), m);                                              \
-                SCATTER(gy + j, igy, VOP(mul)(gscale, VOP(sub)(log_s, d)));                        \
-            }                                                                                      \
-        }                                                                                          \
-        if (g) {                                                                                   \
-            const IDX ig = LANE_OFFSETS(gs);                                                       \
-            const V sc = SCALE(scale, scale_step);                                                 \
-            const V p_scale = VOP(div)(VOP(mul)(sc, sy), VOP(add)(one, r));                        \
-            const V neg_sc = VOP(sub)(zero, sc);                                                   \
-            for (j = 0; j < n; ++j) {                                                              \
-                V yj = VOP(fmadd)(va, GATHER(iy, y + j), vb);                                      \
-                V e = VOP(exp_nonpos)(VOP(sub)(GATHER(ix, x + j), m));                             \
-                SCATTER(g + j, ig, VOP(fmadd)(neg_sc, yj, VOP(mul)(e, p_scale)));                  \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
 #define VF_(op) vf_##op
 #define VD_(op) vd_##op
-#define G16(ix, p) _mm512_i32gather_ps(ix, p, 4)
-#define MG16(src, k, ix, p) _mm512_mask_i32gather_ps(src, k, ix, p, 4)
-#define S16(p, ix, v) _mm512_i32scatter_ps(p, ix, v, 4)
-#define G8(ix, p) _mm512_i32gather_pd(ix, p, 8)
-#define MG8(src, k, ix, p) _mm512_mask_i32gather_pd(src, k, ix, p, 8)
-#define S8(p, ix, v) _mm512_i32scatter_pd(p, ix, v, 8)
-#define IDX_ADD16(a, b) _mm512_add_epi32(a, b)
-#define IDX_ADD8(a, b) _mm256_add_epi32(a, b)
 
-#define IDX_ADD IDX_ADD16
-BLOCK_IMPL(float, f32, vf, VF_, __mmask16, __m512i, fx_lane_offsets16, fx_labels16, fx_scale16,
-           G16, MG16, S16, _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, fx_store_loss16,
-           _mm512_mask_mov_ps)
-#undef IDX_ADD
-#define IDX_ADD IDX_ADD8
-BLOCK_IMPL(double, f64, vd, VD_, __mmask8, __m256i, fx_lane_offsets8, fx_labels8, fx_scale8,
-           G8, MG8, S8, _mm256_set1_epi32, _mm256_cmpeq_epi32_mask, _mm512_storeu_pd,
-           _mm512_mask_mov_pd)
-#undef IDX_ADD
+#define BLOCK_IMPL(T, S, V, VOP, L, M, IDX, LABELS, SCALE, IDX_SET1, IDX_EQ, STORE_LOSS, MASK_MOV) \
+    /* max, then r = sum(exp(x - m)) - 1 with ties apart; e[j] keeps the exps */                  \
+    static inline void block_normalizer_##S(const V *x, ptrdiff_t n, V *e, V *m_out, V *r_out)   \
+    {                                                                                            \
+        const V zero = VOP(set1)(0), one = VOP(set1)(1);                                         \
+        V m = VOP(set1)((T)-INFINITY), s = zero, ties = zero;                                    \
+        ptrdiff_t j;                                                                             \
+        for (j = 0; j < n; ++j)                                                                  \
+            m = VOP(max)(m, x[j]);                                                               \
+        for (j = 0; j < n; ++j) {                                                                \
+            const V d = VOP(sub)(x[j], m);                                                       \
+            const M below = VOP(neq)(d, zero);                                                   \
+            e[j] = VOP(exp_nonpos)(d);                                                           \
+            s = VOP(add_if)(below, s, e[j]);                                                     \
+            ties = VOP(add_unless)(below, ties, one);                                            \
+        }                                                                                        \
+        *m_out = m;                                                                              \
+        *r_out = VOP(add)(s, VOP(sub)(ties, one));                                               \
+    }                                                                                            \
+                                                                                                 \
+    static void sparse_block_##S(const T *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,       \
+                                 const double *scale, ptrdiff_t scale_step, T *g, ptrdiff_t gs,  \
+                                 double *loss)                                                   \
+    {                                                                                            \
+        const V one = VOP(set1)(1), nan = VOP(set1)((T)NAN);                                     \
+        V cols[2 * L], e[2 * L], m, r, xt = nan;                                                 \
+        M valid;                                                                                 \
+        const IDX tv = LABELS(t, n, &valid);                                                     \
+        ptrdiff_t j;                                                                             \
+        load_columns_##S(x, xs, n, cols);                                                        \
+        block_normalizer_##S(cols, n, e, &m, &r);                                                \
+        for (j = 0; j < n; ++j)                                                                  \
+            xt = MASK_MOV(xt, IDX_EQ(tv, IDX_SET1(j)) & valid, cols[j]);                         \
+        STORE_LOSS(loss, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));                       \
+        if (g) {                                                                                 \
+            const V sc = SCALE(scale, scale_step);                                               \
+            const V inv = MASK_MOV(nan, valid, VOP(div)(sc, VOP(add)(one, r)));                  \
+            /* p_t - 1, exact when the target is the max */                                      \
+            const V target = MASK_MOV(                                                           \
+                VOP(sub)(VOP(mul)(VOP(exp_nonpos)(VOP(sub)(xt, m)), inv), sc),                   \
+                VOP(eq)(xt, m) & valid,                                                          \
+                VOP(mul)(VOP(sub)(VOP(set1)(0), sc), VOP(div)(r, VOP(add)(one, r))));            \
+            for (j = 0; j < n; ++j)                                                              \
+                cols[j] = MASK_MOV(VOP(mul)(e[j], inv), IDX_EQ(tv, IDX_SET1(j)) & valid, target);\
+            store_columns_##S(g, gs, n, cols);                                                   \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
+    static void dense_block_##S(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys, ptrdiff_t n,\
+                                double a, double b, const double *scale, ptrdiff_t scale_step,   \
+                                T *g, ptrdiff_t gs, T *gy, ptrdiff_t gys, double *loss)         \
+    {                                                                                            \
+        const V zero = VOP(set1)(0), one = VOP(set1)(1);                                         \
+        const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b);                                      \
+        V cols[2 * L], ycols[2 * L], e[2 * L], m, r, log_s, sy = zero, syx = zero;               \
+        ptrdiff_t j;                                                                             \
+        load_columns_##S(x, xs, n, cols);                                                        \
+        load_columns_##S(y, ys, n, ycols);                                                       \
+        block_normalizer_##S(cols, n, e, &m, &r);                                                \
+        for (j = 0; j < n; ++j) {                                                                \
+            ycols[j] = VOP(fmadd)(va, ycols[j], vb);                                             \
+            sy = VOP(add)(sy, ycols[j]);                                                         \
+            syx = VOP(add)(syx, VOP(keep)(VOP(neq)(ycols[j], zero),                              \
+                                          VOP(mul)(ycols[j], VOP(sub)(cols[j], m))));            \
+        }                                                                                        \
+        log_s = VOP(log1p_nonneg)(r);                                                            \
+        STORE_LOSS(loss, VOP(sub)(VOP(mul)(sy, log_s), syx));                                    \
+        if (gy) {                                                                                \
+            const V gscale = VOP(mul)(SCALE(scale, scale_step), va);                             \
+            V out[2 * L];                                                                        \
+            for (j = 0; j < n; ++j)                                                              \
+                out[j] = VOP(mul)(gscale, VOP(sub)(log_s, VOP(sub)(cols[j], m)));                \
+            store_columns_##S(gy, gys, n, out);                                                  \
+        }                                                                                        \
+        if (g) {                                                                                 \
+            const V sc = SCALE(scale, scale_step);                                               \
+            const V p_scale = VOP(div)(VOP(mul)(sc, sy), VOP(add)(one, r));                      \
+            const V neg_sc = VOP(sub)(zero, sc);                                                 \
+            for (j = 0; j < n; ++j)                                                              \
+                cols[j] = VOP(fmadd)(neg_sc, ycols[j], VOP(mul)(e[j], p_scale));                 \
+            store_columns_##S(g, gs, n, cols);                                                   \
+        }                                                                                        \
+    }
+
+BLOCK_IMPL(float, f32, vf, VF_, 16, __mmask16, __m512i, fx_labels16, fx_scale16,
+           _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, fx_store_loss16, _mm512_mask_mov_ps)
+BLOCK_IMPL(double, f64, vd, VD_, 8, __mmask8, __m256i, fx_labels8, fx_scale8,
+           _mm256_set1_epi32, _mm256_cmpeq_epi32_mask, _mm512_storeu_pd, _mm512_mask_mov_pd)
 #define FX_BLOCKS 1
 #endif /* FX_AVX512 */
 

@@ -1,5 +1,5 @@
 /* Template body of fx_kernels.c, included once for float and once for double.
- * Needs T (element type), V (vector type), VL (lanes), VOP(op) (vector
+ * Needs T (element type), V (vector type), M (lane mask type), VL (lanes), VOP(op) (vector
  * operation), SFX(name) (name suffix), CHUNK (elements per L1 chunk).
  *
  * Per row: the normalizer (m, r) chunk by chunk (max, then the sum of
@@ -66,15 +66,17 @@ static void SFX(chunk_normalizer)(const T *x, ptrdiff_t n, double *m_out, double
         for (; j + 2 * VL <= end; j += 2 * VL) {
             V d0 = VOP(sub)(VOP(load)(x + j), vm);
             V d1 = VOP(sub)(VOP(load)(x + j + VL), vm);
-            s0 = VOP(add)(s0, VOP(keep)(VOP(neq)(d0, zero), VOP(exp_nonpos)(d0)));
-            s1 = VOP(add)(s1, VOP(keep)(VOP(neq)(d1, zero), VOP(exp_nonpos)(d1)));
-            ties = VOP(add)(ties, VOP(keep)(VOP(eq)(d0, zero), one));
-            ties = VOP(add)(ties, VOP(keep)(VOP(eq)(d1, zero), one));
+            M below0 = VOP(neq)(d0, zero), below1 = VOP(neq)(d1, zero);
+            s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
+            s1 = VOP(add_if)(below1, s1, VOP(exp_nonpos)(d1));
+            ties = VOP(add_unless)(below0, ties, one);
+            ties = VOP(add_unless)(below1, ties, one);
         }
         for (; j < end; j += VL) {
             V d0 = VOP(sub)(VOP(load)(x + j), vm);
-            s0 = VOP(add)(s0, VOP(keep)(VOP(neq)(d0, zero), VOP(exp_nonpos)(d0)));
-            ties = VOP(add)(ties, VOP(keep)(VOP(eq)(d0, zero), one));
+            M below0 = VOP(neq)(d0, zero);
+            s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
+            ties = VOP(add_unless)(below0, ties, one);
         }
         sum += VOP(hsum_d)(VOP(add)(s0, s1));
     }

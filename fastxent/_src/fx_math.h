@@ -3,8 +3,8 @@
  * vf_exp_nonpos / vd_exp_nonpos take d <= 0 (the kernels feed x - max(x)),
  * -inf and NaN included: exp(-inf) is exactly 0, NaN stays NaN, results that
  * underflow become subnormals or 0 with one final rounding. Cody-Waite range
- * reduction d = n ln2 + r, |r| <= ln2/2, then a Taylor polynomial and a scale
- * by 2**n. Measured maximum errors are in docs/ACCURACY.md and asserted by
+ * reduction d = n ln2 + r, |r| <= ln2/2, then a polynomial (float: degree-5
+ * minimax; double: degree-13 Taylor) and a scale by 2**n. Measured maximum errors are in docs/ACCURACY.md and asserted by
  * tests/test_simd.py.
  */
 #ifndef FX_MATH_H
@@ -16,17 +16,17 @@ static inline vf vf_exp_nonpos(vf d)
 {
     /* below -104, exp(d) < 2**-150 rounds to 0; max(lo, d) keeps a NaN d */
     vf x = vf_max(vf_set1(-104.0f), d);
-    vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
-    vf r = vf_fmadd(n, vf_set1(-0.693359375f), x);     /* ln2 = 0.693359375 - 2.12194440e-4 */
+    vf n = vf_round(vf_mul(x, vf_set1(0x1.715476p+0f)));
+    vf r = vf_fmadd(n, vf_set1(-0x1.62E43p-1f), x);        /* ln2 split hi + lo */
     vf p;
-    r = vf_fmadd(n, vf_set1(2.12194440e-4f), r);
-    p = vf_set1(1.0f / 5040.0f);
-    p = vf_fmadd(p, r, vf_set1(1.0f / 720.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 120.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 24.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 6.0f));
-    p = vf_fmadd(p, r, vf_set1(0.5f));
-    p = vf_fmadd(p, r, vf_set1(1.0f));
+    r = vf_fmadd(n, vf_set1(0x1.05C61p-29f), r);
+    /* degree-5 minimax polynomial for exp on [-ln2/2, ln2/2] (the published
+       coefficients of XNNPACK's p5 kernels) */
+    p = vf_set1(0x1.0F9F9Cp-7f);
+    p = vf_fmadd(p, r, vf_set1(0x1.573A1Ap-5f));
+    p = vf_fmadd(p, r, vf_set1(0x1.555A80p-3f));
+    p = vf_fmadd(p, r, vf_set1(0x1.FFFDC6p-2f));
+    p = vf_fmadd(p, r, vf_set1(0x1.FFFFF6p-1f));
     p = vf_fmadd(p, r, vf_set1(1.0f));
     return vf_scale2(p, n);
 }

@@ -49,6 +49,11 @@ static inline md vd_neq(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_NEQ_U
 /* a where m, else 0 */
 static inline vf vf_keep(mf m, vf a) { return _mm512_maskz_mov_ps(m, a); }
 static inline vd vd_keep(md m, vd a) { return _mm512_maskz_mov_pd(m, a); }
+/* acc + v in the lanes where m holds / does not hold */
+static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, m, acc, v); }
+static inline vd vd_add_if(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, m, acc, v); }
+static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, (mf)~m, acc, v); }
+static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, (md)~m, acc, v); }
 static inline vf vf_round(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vd vd_round(vd a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 /* a * 2**n for integral n (as floats), with correct underflow to subnormals and 0 */
@@ -97,6 +102,10 @@ static inline mf vf_neq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
 static inline md vd_neq(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_NEQ_UQ); }
 static inline vf vf_keep(mf m, vf a) { return _mm256_and_ps(m, a); }
 static inline vd vd_keep(md m, vd a) { return _mm256_and_pd(m, a); }
+static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm256_add_ps(acc, _mm256_and_ps(m, v)); }
+static inline vd vd_add_if(md m, vd acc, vd v) { return _mm256_add_pd(acc, _mm256_and_pd(m, v)); }
+static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm256_add_ps(acc, _mm256_andnot_ps(m, v)); }
+static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm256_add_pd(acc, _mm256_andnot_pd(m, v)); }
 static inline vf vf_round(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vd vd_round(vd a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 /* n in [-252, 0]: two normal powers of two, so the one rounding happens last */
@@ -184,6 +193,10 @@ static inline mf vf_neq(vf a, vf b) { return _mm_cmpneq_ps(a, b); }
 static inline md vd_neq(vd a, vd b) { return _mm_cmpneq_pd(a, b); }
 static inline vf vf_keep(mf m, vf a) { return _mm_and_ps(m, a); }
 static inline vd vd_keep(md m, vd a) { return _mm_and_pd(m, a); }
+static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm_add_ps(acc, _mm_and_ps(m, v)); }
+static inline vd vd_add_if(md m, vd acc, vd v) { return _mm_add_pd(acc, _mm_and_pd(m, v)); }
+static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm_add_ps(acc, _mm_andnot_ps(m, v)); }
+static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm_add_pd(acc, _mm_andnot_pd(m, v)); }
 /* |a| < 2**22 here: adding and subtracting 1.5 * 2**23 rounds to nearest, ties even */
 static inline vf vf_round(vf a)
 {
@@ -279,6 +292,10 @@ static inline mf vf_neq(vf a, vf b) { return a != b; }
 static inline md vd_neq(vd a, vd b) { return a != b; }
 static inline vf vf_keep(mf m, vf a) { return m ? a : 0.0f; }
 static inline vd vd_keep(md m, vd a) { return m ? a : 0.0; }
+static inline vf vf_add_if(mf m, vf acc, vf v) { return m ? acc + v : acc; }
+static inline vd vd_add_if(md m, vd acc, vd v) { return m ? acc + v : acc; }
+static inline vf vf_add_unless(mf m, vf acc, vf v) { return m ? acc : acc + v; }
+static inline vd vd_add_unless(md m, vd acc, vd v) { return m ? acc : acc + v; }
 static inline vf vf_round(vf a) { return nearbyintf(a); }
 static inline vd vd_round(vd a) { return nearbyint(a); }
 static inline vf vf_scale2(vf a, vf n) { return n != n ? n : ldexpf(a, (int)n); }
