@@ -1,7 +1,10 @@
-"""``python -m fastxent``: a self-check of this installation.
+"""``python -m fastxent [bench|check|info]``.
 
-Prints the versions, the kernel path in use, and one loss and gradient computed
-by the kernels next to a float64 NumPy reference; exits 1 if they disagree.
+``bench`` (the main job) times fastxent against NumPy, the read floor and the
+installed peers on a built-in workload (``python -m fastxent bench --help``).
+``check`` (the default) and ``info`` print the versions and the kernel path in
+use, and check one loss and gradient against a float64 NumPy reference; they
+exit 1 if the two disagree.
 """
 
 import platform
@@ -27,7 +30,8 @@ def self_check(out=sys.stdout):
     info = _cpu.info()
     print(f"fastxent {fastxent.__version__}, NumPy {np.__version__}, "
           f"Python {platform.python_version()} on {platform.machine()}", file=out)
-    print(f"CPU kernels: path {info['path']}, OpenMP {'on' if info['openmp'] else 'off'}, "
+    print(f"CPU kernels: path {info['path']} (this CPU supports {', '.join(info['paths'])}; "
+          f"FASTXENT_CPU_PATH picks another), OpenMP {'on' if info['openmp'] else 'off'}, "
           f"{info['max_threads']} threads by default", file=out)
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((512, 1000)).astype(np.float32) * 4
@@ -46,10 +50,16 @@ def self_check(out=sys.stdout):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] not in ("check", "info"):
-        print(f"usage: python -m fastxent [check]\nunknown command {argv[0]!r}", file=sys.stderr)
-        return 2
-    return self_check()
+    command = argv[0] if argv else "check"
+    if command == "bench":
+        from fastxent._bench import main as bench
+
+        return bench(argv[1:])
+    if command in ("check", "info"):
+        return self_check()
+    print(f"usage: python -m fastxent [bench|check|info]\nunknown command {command!r}",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ static inline vf vf_exp_nonpos(vf d)
     /* below -104, exp(d) < 2**-150 rounds to 0; max(lo, d) keeps a NaN d */
     vf x = vf_max(vf_set1(-104.0f), d);
     vf n = vf_round(vf_mul(x, vf_set1(0x1.715476p+0f)));
-    vf r = vf_fmadd(n, vf_set1(-0x1.62E43p-1f), x);        /* ln2 split hi + lo */
+    /* ln2 = 0.693359375 - 2.12194440e-4: the high part has 9 bits, so n * hi is
+       exact even where fmadd is a multiply and an add (SSE2) */
+    vf r = vf_fmadd(n, vf_set1(-0.693359375f), x);
     vf p;
-    r = vf_fmadd(n, vf_set1(0x1.05C61p-29f), r);
+    r = vf_fmadd(n, vf_set1(2.12194440e-4f), r);
     /* degree-5 minimax polynomial for exp on [-ln2/2, ln2/2] (the published
        coefficients of XNNPACK's p5 kernels) */
     p = vf_set1(0x1.0F9F9Cp-7f);

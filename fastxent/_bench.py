@@ -1,0 +1,309 @@
+"""``python -m fastxent bench``: fastxent against NumPy, the read floor and the installed peers.
+
+Each case times fastxent, a NumPy reference (max / exp / sum / log), the
+streaming-read floor (``np.max`` over the flattened logits: reading them once)
+and every installed peer (PyTorch ``F.cross_entropy``, JAX/optax under
+``jit``), in turn within one process, and reports medians, GB/s of logits and
+ratios. Single-thread figures come from a child process pinned to one core
+(every library's threads included), all-thread figures from this process.
+Each fastxent result is checked against the NumPy reference.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+DEFAULT_SHAPES = "65536x10,8192x1000,1024x32000,128x128256,100000x10:float64"
+PEERS = ("torch", "jax")
+
+
+# --- the workload -----------------------------------------------------------------------------
+
+def parse_shapes(text):
+    """``"NxC[:dtype],..."`` to a list of ((N, C), dtype)."""
+    cases = []
+    for item in text.split(","):
+        shape, _, dtype = item.strip().partition(":")
+        rows, cols = (int(v) for v in shape.lower().split("x"))
+        cases.append(((rows, cols), np.dtype(dtype or "float32")))
+    return cases
+
+
+def make_inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(dtype)
+    labels = rng.integers(0, shape[1], shape[0])
+    return logits, labels
+
+
+def dense_labels(labels, shape, dtype):
+    """Smoothed one-hot labels: a realistic dense target, every entry non-zero."""
+    y = np.full(shape, 0.1 / shape[1], dtype)
+    y[np.arange(shape[0]), labels] += 0.9
+    return y
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+def median_seconds(call, min_time, min_runs=5, max_runs=200):
+    """Median wall time of ``call`` after one warm-up call."""
+    call()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < min_time and len(times) < max_runs):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+# --- the contestants --------------------------------------------------------------------------
+
+def numpy_reference(logits, labels, y, grad):
+    x = logits.astype(np.float32) if logits.dtype == np.float16 else logits
+    m = x.max(axis=1, keepdims=True)
+    shifted = x - m
+    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    if y is None:
+        loss = lse[:, 0] - shifted[np.arange(len(labels)), labels]
+    else:
+        loss = (y * (lse - shifted)).sum(axis=1)
+    if not grad:
+        return loss
+    p = np.exp(shifted - lse)
+    if y is None:
+        p[np.arange(len(labels)), labels] -= 1
+    else:
+        p -= y
+    return loss, p
+
+
+def fastxent_call(logits, labels, y, grad, n_threads, grad_out):
+    import fastxent
+
+    if y is None:
+        return lambda: fastxent.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
+            n_threads=n_threads)
+    return lambda: fastxent.nn.softmax_cross_entropy_with_logits(
+        labels=y, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
+        n_threads=n_threads)
+
+
+def torch_call(logits, labels, y, grad):
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(logits)
+    target = torch.from_numpy(labels) if y is None else torch.from_numpy(y)
+    if not grad:
+        def forward():
+            with torch.no_grad():
+                return F.cross_entropy(x, target, reduction="none")
+        return forward
+
+    def forward_backward():
+        xg = x.detach().requires_grad_(True)
+        F.cross_entropy(xg, target, reduction="none").sum().backward()
+        return xg.grad
+    return forward_backward
+
+
+def jax_call(logits, labels, y, grad):
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        import optax
+        sparse_loss = optax.softmax_cross_entropy_with_integer_labels
+        dense_loss = optax.softmax_cross_entropy
+    except ImportError:  # the same formula, written with jax.nn
+        def sparse_loss(x, t):
+            return -jnp.take_along_axis(jax.nn.log_softmax(x), t[:, None], axis=1)[:, 0]
+
+        def dense_loss(x, t):
+            return -(t * jax.nn.log_softmax(x)).sum(axis=1)
+
+    x = jax.device_put(logits)
+    target = jax.device_put(labels if y is None else y)
+    loss = sparse_loss if y is None else dense_loss
+    if grad:
+        fn = jax.jit(jax.value_and_grad(lambda v, t: loss(v, t).sum()))
+    else:
+        fn = jax.jit(loss)
+    return lambda: jax.block_until_ready(fn(x, target))
+
+
+def installed_peers():
+    found = {}
+    for name in PEERS:
+        try:
+            module = __import__(name)
+            found[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            pass
+    return found
+
+
+# --- running the cases ------------------------------------------------------------------------
+
+def run_cases(cases, threads, min_time, peers, log):
+    """Time every case in this process; ``threads`` is 1 or None (all)."""
+    import fastxent
+
+    if threads == 1 and "torch" in peers:
+        import torch
+        torch.set_num_threads(1)
+    rows = []
+    for shape, dtype in cases:
+        logits, labels = make_inputs(shape, dtype)
+        grad_out = np.empty_like(logits)
+        nbytes = logits.nbytes
+        read = median_seconds(lambda: np.max(logits.reshape(-1)), min_time)
+        for kind in ("sparse", "dense"):
+            y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
+            for grad in (False, True):
+                label = f"{shape[0]}x{shape[1]} {dtype.name} {kind} {'loss+grad' if grad else 'loss'}"
+                print(f"  {label} ({'1 thread' if threads == 1 else 'all threads'})",
+                      file=log, flush=True)
+                ours = fastxent_call(logits, labels, y, grad, threads, grad_out)
+                result = ours()
+                want = numpy_reference(logits, labels, y, grad)
+                got_loss = result[0] if grad else result
+                want_loss = want[0] if grad else want
+                ok = bool(np.allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5))
+                if grad:
+                    ok = ok and bool(np.allclose(result[1], want[1], rtol=1e-4, atol=1e-5))
+                row = {"shape": list(shape), "dtype": dtype.name, "labels": kind, "grad": grad,
+                       "threads": "1" if threads == 1 else "all", "bytes": nbytes,
+                       "read_s": read, "fastxent_s": median_seconds(ours, min_time),
+                       "numpy_s": median_seconds(
+                           lambda: numpy_reference(logits, labels, y, grad), min_time / 2,
+                           min_runs=3),
+                       "matches_reference": ok}
+                for peer in peers:
+                    make = {"torch": torch_call, "jax": jax_call}[peer]
+                    if dtype == np.float16 and peer == "torch":
+                        continue
+                    try:
+                        row[f"{peer}_s"] = median_seconds(make(logits, labels, y, grad), min_time)
+                    except Exception as error:  # a peer that cannot run this case is skipped
+                        print(f"    {peer} failed: {error!r}", file=log)
+                rows.append(row)
+    return rows
+
+
+def run_pinned_child(args, log):
+    """Run the single-thread cases in a child pinned to one core, so that every
+    library's thread pool lives on that core; returns its rows."""
+    command = [sys.executable, "-m", "fastxent", "bench", "--threads", "1", "--child",
+               "--shapes", args.shapes, "--min-time", str(args.min_time)]
+    if args.no_peers:
+        command.append("--no-peers")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    child = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, env=env,
+                           preexec_fn=preexec, text=True, check=True)
+    return json.loads(child.stdout), cpu
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def _gbs(row, key):
+    return row["bytes"] / row[key] / 1e9
+
+
+def format_table(rows, peers):
+    peer_cols = [p for p in peers if any(f"{p}_s" in r for r in rows)]
+    head = ["shape", "labels", "mode", "thr", "fastxent GB/s", "% of read", "x NumPy"]
+    head += [f"x {p}" for p in peer_cols] + ["read GB/s", "check"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        cells = [f"{r['shape'][0]}x{r['shape'][1]} {r['dtype']}", r["labels"],
+                 "loss+grad" if r["grad"] else "loss", r["threads"],
+                 f"{_gbs(r, 'fastxent_s'):.2f}", f"{100 * r['read_s'] / r['fastxent_s']:.0f}%",
+                 f"{r['numpy_s'] / r['fastxent_s']:.1f}"]
+        for p in peer_cols:
+            key = f"{p}_s"
+            cells.append(f"{r[key] / r['fastxent_s']:.1f}" if key in r else "-")
+        cells += [f"{_gbs(r, 'read_s'):.1f}", "OK" if r["matches_reference"] else "MISMATCH"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scaling_lines(rows):
+    one = {(tuple(r["shape"]), r["dtype"], r["labels"], r["grad"]): r for r in rows
+           if r["threads"] == "1"}
+    out = []
+    for r in rows:
+        key = (tuple(r["shape"]), r["dtype"], r["labels"], r["grad"])
+        if r["threads"] == "all" and key in one:
+            speedup = one[key]["fastxent_s"] / r["fastxent_s"]
+            out.append(f"{key[0][0]}x{key[0][1]} {key[1]} {key[2]} "
+                       f"{'loss+grad' if key[3] else 'loss'}: {speedup:.2f}x")
+    return out
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="python -m fastxent bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES,
+                        help=f"comma-separated NxC[:dtype] (default {DEFAULT_SHAPES})")
+    parser.add_argument("--threads", choices=["1", "all", "both"], default="both")
+    parser.add_argument("--min-time", type=float, default=0.4,
+                        help="seconds of repeated calls per measurement (default 0.4)")
+    parser.add_argument("--no-peers", action="store_true", help="skip PyTorch and JAX")
+    parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import fastxent
+    from fastxent import _cpu
+
+    try:
+        cases = parse_shapes(args.shapes)
+    except ValueError as error:
+        parser.error(f"--shapes {args.shapes!r}: {error}; expected NxC[:dtype],...")
+    peers = {} if args.no_peers else installed_peers()
+    log = sys.stderr
+    if args.child:
+        json.dump(run_cases(cases, 1, args.min_time, peers, log), sys.stdout)
+        return 0
+
+    rows, pinned = [], None
+    print(f"fastxent bench: {len(cases)} shapes; peers: "
+          f"{', '.join(f'{k} {v}' for k, v in peers.items()) or 'none installed'}", file=log)
+    if args.threads in ("1", "both"):
+        print("one thread (child process pinned to one core):", file=log)
+        child_rows, pinned = run_pinned_child(args, log)
+        rows += child_rows
+    if args.threads in ("all", "both"):
+        print("all threads:", file=log)
+        rows += run_cases(cases, None, args.min_time, peers, log)
+
+    info = _cpu.info()
+    print(f"fastxent {fastxent.__version__} (kernel path {info['path']}, OpenMP "
+          f"{'on' if info['openmp'] else 'off'}, {info['max_threads']} threads), NumPy "
+          f"{np.__version__}; {platform.machine()}, {os.cpu_count()} CPUs"
+          + (f"; single-thread runs pinned to CPU {pinned}" if pinned is not None else ""))
+    print("GB/s = logits bytes / median time. 'x NumPy', 'x torch', 'x jax' = their time / "
+          "fastxent's time (above 1: fastxent is faster). '% of read' = np.max read time / "
+          "fastxent time. loss+grad writes into a reused grad_out.\n")
+    print(format_table(rows, peers))
+    scaling = scaling_lines(rows)
+    if scaling:
+        print("\nall threads / one thread (fastxent): " + "; ".join(scaling))
+    mismatches = [r for r in rows if not r["matches_reference"]]
+    print(f"\nreference check: {len(rows) - len(mismatches)} of {len(rows)} results match "
+          f"the NumPy reference (rtol 1e-4)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": platform.machine(), "cpus": os.cpu_count(),
+                       "kernel": info, "peers": peers, "rows": rows}, f, indent=1)
+    return 1 if mismatches else 0
