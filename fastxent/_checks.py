@@ -52,14 +52,16 @@ def sparse_labels_array(labels, logits_shape, name="labels"):
     return _native(a)
 
 
-def check_label_range(labels, num_classes, name="labels"):
-    """Raise InvalidArgumentError at the first label outside ``[0, num_classes)``."""
-    if labels.size == 0:
-        return
-    if labels.min() >= 0 and labels.max() < num_classes:
-        return
-    bad = (labels < 0) | (labels >= num_classes)
-    flat = int(np.flatnonzero(bad.ravel())[0])
+def sparse_label_rows(labels, num_classes, backend, name="labels"):
+    """The labels flattened to contiguous int64 rows, after checking their range.
+
+    Raises InvalidArgumentError at the first label outside ``[0, num_classes)``,
+    giving its value (as the caller passed it) and its position.
+    """
+    rows = np.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    flat = backend.first_invalid_label(rows, num_classes) if rows.size else -1
+    if flat < 0:
+        return rows
     position = np.unravel_index(flat, labels.shape)
     value = labels.reshape(-1)[flat]
     raise InvalidArgumentError(

@@ -9,6 +9,9 @@ Backend interface (every backend module provides these):
     logits and labels (N, C); the labels used are ``a * labels + b``; writes
     loss (N,), grad ``scale * (softmax * sum(y) - y)`` and labels_grad
     ``scale * a * (lse - logits)`` where not None.
+``first_invalid_label(labels, num_classes)``
+    labels (N,) int64 contiguous: the index of the first label outside
+    ``[0, num_classes)``, or -1.
 ``info()``
     a dict describing the backend build.
 """
@@ -17,7 +20,7 @@ import pathlib
 
 try:
     from ._kernels import build_info as info
-    from ._kernels import dense_rows, sparse_rows
+    from ._kernels import dense_rows, first_invalid_label, sparse_rows
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was installed
     here = pathlib.Path(__file__).resolve().parent
     raise ImportError(
@@ -26,4 +29,4 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was
         "another directory so that the installed fastxent is imported."
     ) from error
 
-__all__ = ["dense_rows", "info", "sparse_rows"]
+__all__ = ["dense_rows", "first_invalid_label", "info", "sparse_rows"]

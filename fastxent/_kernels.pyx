@@ -15,7 +15,7 @@ bounds.
 """
 
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int64_t, uint16_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.math cimport INFINITY, NAN, log1p
@@ -58,18 +58,18 @@ cdef extern from "fx_kernels.h" nogil:
                                     double a, double b, double p_scale, double y_scale, double *g) noexcept nogil
         void (*sparse_block_f32)(const float *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
                                  const double *scale, Py_ssize_t scale_step, float *g, Py_ssize_t gs,
-                                 double *loss) noexcept nogil
+                                 float *loss, Py_ssize_t ls) noexcept nogil
         void (*sparse_block_f64)(const double *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
                                  const double *scale, Py_ssize_t scale_step, double *g,
-                                 Py_ssize_t gs, double *loss) noexcept nogil
+                                 Py_ssize_t gs, double *loss, Py_ssize_t ls) noexcept nogil
         void (*dense_block_f32)(const float *x, Py_ssize_t xs, const float *y, Py_ssize_t ys,
                                 Py_ssize_t n, double a, double b, const double *scale,
                                 Py_ssize_t scale_step, float *g, Py_ssize_t gs, float *gy,
-                                Py_ssize_t gys, double *loss) noexcept nogil
+                                Py_ssize_t gys, float *loss, Py_ssize_t ls) noexcept nogil
         void (*dense_block_f64)(const double *x, Py_ssize_t xs, const double *y, Py_ssize_t ys,
                                 Py_ssize_t n, double a, double b, const double *scale,
                                 Py_ssize_t scale_step, double *g, Py_ssize_t gs, double *gy,
-                                Py_ssize_t gys, double *loss) noexcept nogil
+                                Py_ssize_t gys, double *loss, Py_ssize_t ls) noexcept nogil
         void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
     int fx_supported_kernels(const fx_kernels **out)
@@ -324,27 +324,32 @@ cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labe
                          Strided *loss, Strided *grad, const double *scale,
                          Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
     cdef Py_ssize_t b, k, i0, lanes = p.lanes, xs = x.row_stride // sizeof(real), gs = 0
-    cdef double *lossbuf = NULL
+    cdef bint loss_direct = _direct(loss, p.kind)
+    cdef Py_ssize_t ls = loss.row_stride // sizeof(real) if loss_direct else 1
+    cdef real *lossbuf = NULL
+    cdef real *out
     cdef real *g0
     if grad != NULL:
         gs = grad.row_stride // sizeof(real)
     with parallel(num_threads=p.threads):
-        lossbuf = <double *>(scratch.block + threadid() * scratch.per_thread)
+        lossbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
         for b in prange(p.blocks, schedule='static'):
             i0 = b * lanes
             g0 = NULL
             if grad != NULL:
                 g0 = <real *>(grad.data + i0 * grad.row_stride)
+            out = <real *>(loss.data + i0 * loss.row_stride) if loss_direct else lossbuf
             if real is float:
                 _active.sparse_block_f32(<const float *>(x.data + i0 * x.row_stride), xs, x.cols,
                                          labels + i0, scale + i0 * scale_step, scale_step, g0,
-                                         gs, lossbuf)
+                                         gs, out, ls)
             else:
                 _active.sparse_block_f64(<const double *>(x.data + i0 * x.row_stride), xs, x.cols,
                                          labels + i0, scale + i0 * scale_step, scale_step, g0,
-                                         gs, lossbuf)
-            for k in range(lanes):
-                _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+                                         gs, out, ls)
+            if not loss_direct:
+                for k in range(lanes):
+                    _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
 
 
 cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
@@ -499,7 +504,10 @@ cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided 
     cdef Py_ssize_t b_, k, i0, lanes = p.lanes
     cdef Py_ssize_t xs = x.row_stride // sizeof(real), ys = y.row_stride // sizeof(real)
     cdef Py_ssize_t gs = 0, gys = 0
-    cdef double *lossbuf = NULL
+    cdef bint loss_direct = _direct(loss, p.kind)
+    cdef Py_ssize_t ls = loss.row_stride // sizeof(real) if loss_direct else 1
+    cdef real *lossbuf = NULL
+    cdef real *out
     cdef real *g0
     cdef real *gy0
     if grad != NULL:
@@ -507,7 +515,7 @@ cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided 
     if ygrad != NULL:
         gys = ygrad.row_stride // sizeof(real)
     with parallel(num_threads=p.threads):
-        lossbuf = <double *>(scratch.block + threadid() * scratch.per_thread)
+        lossbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
         for b_ in prange(p.blocks, schedule='static'):
             i0 = b_ * lanes
             g0 = NULL
@@ -516,18 +524,20 @@ cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided 
                 g0 = <real *>(grad.data + i0 * grad.row_stride)
             if ygrad != NULL:
                 gy0 = <real *>(ygrad.data + i0 * ygrad.row_stride)
+            out = <real *>(loss.data + i0 * loss.row_stride) if loss_direct else lossbuf
             if real is float:
                 _active.dense_block_f32(<const float *>(x.data + i0 * x.row_stride), xs,
                                         <const float *>(y.data + i0 * y.row_stride), ys, x.cols,
                                         a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
-                                        gys, lossbuf)
+                                        gys, out, ls)
             else:
                 _active.dense_block_f64(<const double *>(x.data + i0 * x.row_stride), xs,
                                         <const double *>(y.data + i0 * y.row_stride), ys, x.cols,
                                         a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
-                                        gys, lossbuf)
-            for k in range(lanes):
-                _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+                                        gys, out, ls)
+            if not loss_direct:
+                for k in range(lanes):
+                    _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
 
 
 cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
@@ -666,6 +676,18 @@ cdef inline Py_ssize_t _scale_step(const double[::1] scale, Py_ssize_t rows) exc
     if scale.shape[0] == 1:
         return 0
     raise ValueError("scale must have one entry per row, or one entry")
+
+
+def first_invalid_label(const int64_t[::1] labels, Py_ssize_t num_classes):
+    """Index of the first label outside ``[0, num_classes)``, or -1 if there is none."""
+    cdef Py_ssize_t i, first = -1, n = labels.shape[0]
+    cdef int64_t c = num_classes
+    with nogil:
+        for i in range(n):
+            if <uint64_t>labels[i] >= <uint64_t>c:   # negatives wrap to huge values
+                first = i
+                break
+    return first
 
 
 # --- test hooks and facts -------------------------------------------------------------------

@@ -11,8 +11,12 @@ import math
 import numpy as np
 
 
+_ONE = np.ones(1)
+_ONE.flags.writeable = False
+
+
 def _as_rows(array, axis, rows_shape, *, copy_ok):
-    moved = array if axis is None else np.moveaxis(array, axis, -1)
+    moved = array if axis is None or axis == array.ndim - 1 else np.moveaxis(array, axis, -1)
     try:
         return np.reshape(moved, rows_shape, copy=False), None
     except ValueError:
@@ -28,7 +32,7 @@ class _Result:
         if given is None:
             self.array = np.empty(shape, dtype)
             self.rows, self._copy_to = np.reshape(self.array, rows_shape), None
-            if axis is not None:
+            if axis is not None and axis != len(shape) - 1:
                 self.array = np.moveaxis(self.array, -1, axis)
         else:
             self.array = given
@@ -56,13 +60,13 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     logits : ndarray
         Checked float logits.
     labels : ndarray
-        Sparse: integers of shape ``logits.shape[:-1]``, already range-checked.
+        Sparse: int64 rows (``logits.shape[:-1]`` flattened), already range-checked.
         Dense: a view broadcast to ``logits.shape``.
     axis : int
         The class axis of ``logits`` (and of dense ``labels``).
     sparse : bool
     loss_dtype : dtype
-        Dtype of the per-row loss (float64 when a reduction follows).
+        Dtype of the per-row loss.
     out, grad_out : ndarray or None
         Checked caller arrays for the loss and the logits gradient.
     want_grad, want_labels_grad : bool
@@ -91,7 +95,7 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     else:
         y_rows, _ = _as_rows(labels, axis, rows_shape, copy_ok=True)
     if scale is None:
-        scale = np.ones(1)
+        scale = _ONE
 
     loss = _Result(out, batch_shape, loss_dtype, None, (rows,))
     grad = _Result(grad_out, moved_shape, logits.dtype, axis, rows_shape) if want_grad else None

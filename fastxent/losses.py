@@ -89,7 +89,7 @@ class _Weighting:
         return np.ascontiguousarray(self.broadcast / self.denominator).reshape(-1)
 
     def reduce(self, losses, dtype, out):
-        """The reduced value of float64 ``losses``, as ``dtype``, into ``out`` if given."""
+        """The reduced value of per-row ``losses`` (summed in float64), as ``dtype``, into ``out``."""
         if self.reduction == Reduction.NONE:
             if out is None:
                 return (losses * self.broadcast).astype(dtype)
@@ -116,7 +116,8 @@ def _weighted_xent(backend, logits, labels, weighting, *, sparse, label_coef, re
         losses = np.zeros(logits.shape[:-1])
     else:
         losses, grad, _ = _rows.fused(
-            backend, logits, labels, sparse=sparse, loss_dtype=np.float64,
+            backend, logits, labels, sparse=sparse,
+            loss_dtype=_checks.compute_dtype(logits.dtype),
             want_grad=return_grad, grad_out=grad_out, scale=weighting.row_scale(),
             label_coef=label_coef, n_threads=n_threads,
         )
@@ -240,8 +241,8 @@ def sparse_softmax_cross_entropy(
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     weighting = _Weighting(weights, logits.shape[:-1], reduction)
     n_threads = _checks.check_n_threads(n_threads)
-    _checks.check_label_range(labels, num_classes)
-    return _weighted_xent(backend, logits, labels, weighting, sparse=True, label_coef=None,
+    label_rows = _checks.sparse_label_rows(labels, num_classes, backend)
+    return _weighted_xent(backend, logits, label_rows, weighting, sparse=True, label_coef=None,
                           return_grad=return_grad, out=out, grad_out=grad_out,
                           n_threads=n_threads)
 

@@ -83,8 +83,8 @@ def sparse_softmax_cross_entropy_with_logits(
         out, grad_out, return_grad=return_grad, result_shape=labels.shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
         in_place_of="logits")
-    _checks.check_label_range(labels, num_classes)
-    loss, grad, _ = _rows.fused(backend, logits, labels, sparse=True, loss_dtype=logits.dtype,
+    label_rows = _checks.sparse_label_rows(labels, num_classes, backend)
+    loss, grad, _ = _rows.fused(backend, logits, label_rows, sparse=True, loss_dtype=logits.dtype,
                                 out=out, want_grad=return_grad, grad_out=grad_out,
                                 n_threads=n_threads)
     loss = _scalar_if_0d(loss, out)

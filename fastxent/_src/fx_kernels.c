@@ -187,10 +187,30 @@ static inline vd fx_scale8(const double *scale, ptrdiff_t step)
     return step == 0 ? _mm512_set1_pd(scale[0]) : _mm512_loadu_pd(scale);
 }
 
-static inline void fx_store_loss16(double *loss, vf v)
+static inline void fx_store_loss16(float *loss, ptrdiff_t ls, vf v)
 {
-    _mm512_storeu_pd(loss, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-    _mm512_storeu_pd(loss + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    float t[16];
+    int i;
+    if (ls == 1) {
+        _mm512_storeu_ps(loss, v);
+        return;
+    }
+    _mm512_storeu_ps(t, v);
+    for (i = 0; i < 16; ++i)
+        loss[i * ls] = t[i];
+}
+
+static inline void fx_store_loss8(double *loss, ptrdiff_t ls, vd v)
+{
+    double t[8];
+    int i;
+    if (ls == 1) {
+        _mm512_storeu_pd(loss, v);
+        return;
+    }
+    _mm512_storeu_pd(t, v);
+    for (i = 0; i < 8; ++i)
+        loss[i * ls] = t[i];
 }
 
 #define VF_(op) vf_##op
@@ -218,7 +238,7 @@ static inline void fx_store_loss16(double *loss, vf v)
                                                                                                  \
     static void sparse_block_##S(const T *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,       \
                                  const double *scale, ptrdiff_t scale_step, T *g, ptrdiff_t gs,  \
-                                 double *loss)                                                   \
+                                 T *loss, ptrdiff_t ls)                                          \
     {                                                                                            \
         const V one = VOP(set1)(1), nan = VOP(set1)((T)NAN);                                     \
         V cols[2 * L], e[2 * L], m, r, xt = nan;                                                 \
@@ -229,7 +249,7 @@ static inline void fx_store_loss16(double *loss, vf v)
         block_normalizer_##S(cols, n, e, &m, &r);                                                \
         for (j = 0; j < n; ++j)                                                                  \
             xt = MASK_MOV(xt, IDX_EQ(tv, IDX_SET1(j)) & valid, cols[j]);                         \
-        STORE_LOSS(loss, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));                       \
+        STORE_LOSS(loss, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));                   \
         if (g) {                                                                                 \
             const V sc = SCALE(scale, scale_step);                                               \
             const V inv = MASK_MOV(nan, valid, VOP(div)(sc, VOP(add)(one, r)));                  \
@@ -246,7 +266,7 @@ static inline void fx_store_loss16(double *loss, vf v)
                                                                                                  \
     static void dense_block_##S(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys, ptrdiff_t n,\
                                 double a, double b, const double *scale, ptrdiff_t scale_step,   \
-                                T *g, ptrdiff_t gs, T *gy, ptrdiff_t gys, double *loss)         \
+                                T *g, ptrdiff_t gs, T *gy, ptrdiff_t gys, T *loss, ptrdiff_t ls)\
     {                                                                                            \
         const V zero = VOP(set1)(0), one = VOP(set1)(1);                                         \
         const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b);                                      \
@@ -262,7 +282,7 @@ static inline void fx_store_loss16(double *loss, vf v)
                                           VOP(mul)(ycols[j], VOP(sub)(cols[j], m))));            \
         }                                                                                        \
         log_s = VOP(log1p_nonneg)(r);                                                            \
-        STORE_LOSS(loss, VOP(sub)(VOP(mul)(sy, log_s), syx));                                    \
+        STORE_LOSS(loss, ls, VOP(sub)(VOP(mul)(sy, log_s), syx));                                \
         if (gy) {                                                                                \
             const V gscale = VOP(mul)(SCALE(scale, scale_step), va);                             \
             V out[2 * L];                                                                        \
@@ -283,7 +303,7 @@ static inline void fx_store_loss16(double *loss, vf v)
 BLOCK_IMPL(float, f32, vf, VF_, 16, __mmask16, __m512i, fx_labels16, fx_scale16,
            _mm512_set1_epi32, _mm512_cmpeq_epi32_mask, fx_store_loss16, _mm512_mask_mov_ps)
 BLOCK_IMPL(double, f64, vd, VD_, 8, __mmask8, __m256i, fx_labels8, fx_scale8,
-           _mm256_set1_epi32, _mm256_cmpeq_epi32_mask, _mm512_storeu_pd, _mm512_mask_mov_pd)
+           _mm256_set1_epi32, _mm256_cmpeq_epi32_mask, fx_store_loss8, _mm512_mask_mov_pd)
 #define FX_BLOCKS 1
 #endif /* FX_AVX512 */
 

@@ -2,7 +2,8 @@
  * and the runtime choice among them (fx_dispatch.c).
  *
  * Row kernels take one contiguous row of n logits. Block kernels ("rows in
- * lanes", for small n) take block_lanes rows at once, row i at x + i * xs.
+ * lanes", for small n) take block_lanes rows at once, row i at x + i * xs,
+ * and write row i's loss at loss[i * ls]. Strides are in elements.
  * Gradient pointers may equal the logits pointers (in place).
  */
 #ifndef FX_KERNELS_H
@@ -34,11 +35,12 @@
     typedef void (*fx_sparse_block_##S)(const T *x, ptrdiff_t xs, ptrdiff_t n,              \
                                         const int64_t *t, const double *scale,              \
                                         ptrdiff_t scale_step, T *g, ptrdiff_t gs,           \
-                                        double *loss);                                      \
+                                        T *loss, ptrdiff_t ls);                             \
     typedef void (*fx_dense_block_##S)(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys,  \
                                        ptrdiff_t n, double a, double b,                     \
                                        const double *scale, ptrdiff_t scale_step, T *g,     \
-                                       ptrdiff_t gs, T *gy, ptrdiff_t gys, double *loss);   \
+                                       ptrdiff_t gs, T *gy, ptrdiff_t gys, T *loss,         \
+                                       ptrdiff_t ls);                                       \
     typedef void (*fx_exp_##S)(const T *in, T *out, ptrdiff_t n);
 
 FX_DECLARE_KERNELS(float, f32)

@@ -29,11 +29,11 @@ static inline void SFX(store_tail)(T *x, ptrdiff_t n, V v)
 /* One L1-resident chunk: its max, then r = sum(exp(x - max)) - 1. */
 static void SFX(chunk_normalizer)(const T *x, ptrdiff_t n, double *m_out, double *r_out)
 {
-    const V neg_inf = VOP(set1)((T)-INFINITY), zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
+    const V neg_inf = VOP(set1)((T)-INFINITY), zero = VOP(set1)((T)0);
     const ptrdiff_t full = n - n % VL;
-    V a0 = neg_inf, a1 = neg_inf, a2 = neg_inf, a3 = neg_inf, vm, ties = zero;
+    V a0 = neg_inf, a1 = neg_inf, a2 = neg_inf, a3 = neg_inf, vm;
     double sum = 0.0;
-    ptrdiff_t j = 0;
+    ptrdiff_t j = 0, ties = 0;
     T m;
 
     for (; j + 4 * VL <= full; j += 4 * VL) {
@@ -69,24 +69,24 @@ static void SFX(chunk_normalizer)(const T *x, ptrdiff_t n, double *m_out, double
             M below0 = VOP(neq)(d0, zero), below1 = VOP(neq)(d1, zero);
             s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
             s1 = VOP(add_if)(below1, s1, VOP(exp_nonpos)(d1));
-            ties = VOP(add_unless)(below0, ties, one);
-            ties = VOP(add_unless)(below1, ties, one);
+            ties += VOP(count_not)(below0) + VOP(count_not)(below1);
         }
         for (; j < end; j += VL) {
             V d0 = VOP(sub)(VOP(load)(x + j), vm);
             M below0 = VOP(neq)(d0, zero);
             s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
-            ties = VOP(add_unless)(below0, ties, one);
+            ties += VOP(count_not)(below0);
         }
         sum += VOP(hsum_d)(VOP(add)(s0, s1));
     }
     if (j < n) {
         V d0 = VOP(sub)(SFX(load_tail)(x + j, n - j, (T)-INFINITY), vm);
-        sum += VOP(hsum_d)(VOP(keep)(VOP(neq)(d0, zero), VOP(exp_nonpos)(d0)));
-        ties = VOP(add)(ties, VOP(keep)(VOP(eq)(d0, zero), one));
+        M below0 = VOP(neq)(d0, zero);
+        sum += VOP(hsum_d)(VOP(keep)(below0, VOP(exp_nonpos)(d0)));
+        ties += VOP(count_not)(below0);
     }
     *m_out = m;
-    *r_out = sum + (VOP(hsum_d)(ties) - 1.0);
+    *r_out = sum + (double)(ties - 1);
 }
 
 /* The normalizer of up to FX_PART entries: its chunks combined in order. */

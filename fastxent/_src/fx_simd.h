@@ -54,6 +54,9 @@ static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, 
 static inline vd vd_add_if(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, m, acc, v); }
 static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, (mf)~m, acc, v); }
 static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, (md)~m, acc, v); }
+/* how many lanes are NOT in m (integer work, off the vector pipes) */
+static inline ptrdiff_t vf_count_not(mf m) { return 16 - __builtin_popcount((unsigned)m); }
+static inline ptrdiff_t vd_count_not(md m) { return 8 - __builtin_popcount((unsigned)m); }
 static inline vf vf_round(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vd vd_round(vd a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 /* a * 2**n for integral n (as floats), with correct underflow to subnormals and 0 */
@@ -106,6 +109,8 @@ static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm256_add_ps(acc, _mm25
 static inline vd vd_add_if(md m, vd acc, vd v) { return _mm256_add_pd(acc, _mm256_and_pd(m, v)); }
 static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm256_add_ps(acc, _mm256_andnot_ps(m, v)); }
 static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm256_add_pd(acc, _mm256_andnot_pd(m, v)); }
+static inline ptrdiff_t vf_count_not(mf m) { return 8 - __builtin_popcount((unsigned)_mm256_movemask_ps(m)); }
+static inline ptrdiff_t vd_count_not(md m) { return 4 - __builtin_popcount((unsigned)_mm256_movemask_pd(m)); }
 static inline vf vf_round(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 static inline vd vd_round(vd a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 /* n in [-252, 0]: two normal powers of two, so the one rounding happens last */
@@ -197,6 +202,8 @@ static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm_add_ps(acc, _mm_and_
 static inline vd vd_add_if(md m, vd acc, vd v) { return _mm_add_pd(acc, _mm_and_pd(m, v)); }
 static inline vf vf_add_unless(mf m, vf acc, vf v) { return _mm_add_ps(acc, _mm_andnot_ps(m, v)); }
 static inline vd vd_add_unless(md m, vd acc, vd v) { return _mm_add_pd(acc, _mm_andnot_pd(m, v)); }
+static inline ptrdiff_t vf_count_not(mf m) { return 4 - __builtin_popcount((unsigned)_mm_movemask_ps(m)); }
+static inline ptrdiff_t vd_count_not(md m) { return 2 - __builtin_popcount((unsigned)_mm_movemask_pd(m)); }
 /* |a| < 2**22 here: adding and subtracting 1.5 * 2**23 rounds to nearest, ties even */
 static inline vf vf_round(vf a)
 {
@@ -296,6 +303,8 @@ static inline vf vf_add_if(mf m, vf acc, vf v) { return m ? acc + v : acc; }
 static inline vd vd_add_if(md m, vd acc, vd v) { return m ? acc + v : acc; }
 static inline vf vf_add_unless(mf m, vf acc, vf v) { return m ? acc : acc + v; }
 static inline vd vd_add_unless(md m, vd acc, vd v) { return m ? acc : acc + v; }
+static inline ptrdiff_t vf_count_not(mf m) { return !m; }
+static inline ptrdiff_t vd_count_not(md m) { return !m; }
 static inline vf vf_round(vf a) { return nearbyintf(a); }
 static inline vd vd_round(vd a) { return nearbyint(a); }
 static inline vf vf_scale2(vf a, vf n) { return n != n ? n : ldexpf(a, (int)n); }
