@@ -119,6 +119,8 @@ def jax_call(logits, labels, y, grad):
     import jax
     import jax.numpy as jnp
 
+    # JAX computes float64 inputs in float32 unless told otherwise; compare like with like.
+    jax.config.update("jax_enable_x64", True)
     try:
         import optax
         sparse_loss = optax.softmax_cross_entropy_with_integer_labels
@@ -132,6 +134,7 @@ def jax_call(logits, labels, y, grad):
 
     x = jax.device_put(logits)
     target = jax.device_put(labels if y is None else y)
+    assert x.dtype == logits.dtype, f"JAX computes in {x.dtype}, not {logits.dtype}"
     loss = sparse_loss if y is None else dense_loss
     if grad:
         fn = jax.jit(jax.value_and_grad(lambda v, t: loss(v, t).sum()))

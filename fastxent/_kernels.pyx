@@ -352,6 +352,26 @@ cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labe
                     _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
 
 
+cdef void _split_normalizer(real *witness, Plan *p, const real *xr, Py_ssize_t c,
+                            double *pm, double *pr, double *m, double *r) noexcept nogil:
+    """A long row's normalizer: its parts on all threads, combined in order (as the
+    row kernels do on one thread, so the bits are the same)."""
+    cdef Py_ssize_t k, start, length, parts = (c + FX_PART - 1) // FX_PART
+    for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+        start = k * FX_PART
+        length = min(<Py_ssize_t>FX_PART, c - start)
+        if real is float:
+            _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
+        else:
+            _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
+    m[0] = -INFINITY
+    r[0] = -1.0
+    for k in range(parts):
+        fx_combine(m, r, pm[k], pr[k])
+    if m[0] == -INFINITY:
+        r[0] = NAN
+
+
 cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
                         Strided *loss, Strided *grad, const double *scale,
                         Py_ssize_t scale_step, double *partials) noexcept nogil:
@@ -375,19 +395,7 @@ cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *label
                 value = _active.sparse_row_f64(xr, c, t, sc, gr)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             continue
-        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
-            start = k * FX_PART
-            length = min(<Py_ssize_t>FX_PART, c - start)
-            if real is float:
-                _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
-            else:
-                _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
-        m = -INFINITY
-        r = -1.0
-        for k in range(parts):
-            fx_combine(&m, &r, pm[k], pr[k])
-        if m == -INFINITY:
-            r = NAN
+        _split_normalizer(witness, p, xr, c, pm, pr, &m, &r)
         xt = xr[t]
         if gr != NULL:
             for k in prange(parts, num_threads=p.split_threads, schedule='static'):
@@ -561,19 +569,7 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
         gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
         gyr = <real *>(ygrad.data + i * ygrad.row_stride) if ygrad != NULL else NULL
         sc = scale[i * scale_step]
-        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
-            start = k * FX_PART
-            length = min(<Py_ssize_t>FX_PART, c - start)
-            if real is float:
-                _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
-            else:
-                _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
-        m = -INFINITY
-        r = -1.0
-        for k in range(parts):
-            fx_combine(&m, &r, pm[k], pr[k])
-        if m == -INFINITY:
-            r = NAN
+        _split_normalizer(witness, p, xr, c, pm, pr, &m, &r)
         log_s = log1p(r)
         for k in prange(parts, num_threads=p.split_threads, schedule='static'):
             start = k * FX_PART

@@ -4,7 +4,7 @@
  * -inf and NaN included: exp(-inf) is exactly 0, NaN stays NaN, results that
  * underflow become subnormals or 0 with one final rounding. Cody-Waite range
  * reduction d = n ln2 + r, |r| <= ln2/2, then a polynomial (float: degree-5
- * minimax; double: degree-13 Taylor) and a scale by 2**n. Measured maximum errors are in docs/ACCURACY.md and asserted by
+ * minimax; double: degree-11 Chebyshev) and a scale by 2**n. Measured maximum errors are in docs/ACCURACY.md and asserted by
  * tests/test_simd.py.
  */
 #ifndef FX_MATH_H
@@ -40,18 +40,18 @@ static inline vd vd_exp_nonpos(vd d)
     vd r = vd_fmadd(n, vd_set1(-6.93147180369123816490e-01), x);   /* fdlibm's ln2 hi/lo */
     vd p;
     r = vd_fmadd(n, vd_set1(-1.90821492927058770002e-10), r);
-    p = vd_set1(1.0 / 6227020800.0);                             /* 1/13! */
-    p = vd_fmadd(p, r, vd_set1(1.0 / 479001600.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 39916800.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 3628800.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 362880.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 40320.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 5040.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 720.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 120.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 24.0));
-    p = vd_fmadd(p, r, vd_set1(1.0 / 6.0));
-    p = vd_fmadd(p, r, vd_set1(0.5));
+    /* degree-11 Chebyshev interpolant of exp on [-ln2/2, ln2/2], computed in
+       50-digit arithmetic and rounded: 0.15 ulp from exp before rounding */
+    p = vd_set1(2.5110037605963777e-08);
+    p = vd_fmadd(p, r, vd_set1(2.763263963904103e-07));
+    p = vd_fmadd(p, r, vd_set1(2.755724091857897e-06));
+    p = vd_fmadd(p, r, vd_set1(2.4801485482328494e-05));
+    p = vd_fmadd(p, r, vd_set1(0.00019841269890047113));
+    p = vd_fmadd(p, r, vd_set1(0.0013888888952314775));
+    p = vd_fmadd(p, r, vd_set1(0.008333333333319601));
+    p = vd_fmadd(p, r, vd_set1(0.0416666666664881));
+    p = vd_fmadd(p, r, vd_set1(0.1666666666666668));
+    p = vd_fmadd(p, r, vd_set1(0.5000000000000019));
     p = vd_fmadd(p, r, vd_set1(1.0));
     p = vd_fmadd(p, r, vd_set1(1.0));
     return vd_scale2(p, n);
@@ -64,6 +64,8 @@ static inline vf vf_log1p_nonneg(vf r)
 {
     vf one = vf_set1(1.0f);
     vf u = vf_add(one, r);
+    /* exact division: the correction is below one ulp of u but, for a tiny r,
+       a large part of the result */
     vf correction = vf_div(vf_sub(r, vf_sub(u, one)), u);
     vf m = _mm512_getmant_ps(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
     vf e = _mm512_getexp_ps(u);   /* floor(log2 u); one more when m came from [1.5, 2) */
