@@ -17,7 +17,7 @@ TOLERANCES = {
 
 def _normalizer(x):
     """(m, r, bad): max, sum(exp(x - m)) - 1 computed without cancellation, non-finite rows."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         m = np.max(x, axis=-1, keepdims=True) if x.shape[-1] else np.full(x.shape[:-1] + (1,), -np.inf)
         bad = ~np.isfinite(m[..., 0])
         safe_m = np.where(np.isfinite(m), m, 0.0)
@@ -32,7 +32,7 @@ def sparse(labels, logits):
     x = np.asarray(logits, np.float64)
     labels = np.asarray(labels)
     m, r, bad = _normalizer(x)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         target = np.take_along_axis(x, labels[..., None].astype(np.intp), axis=-1)[..., 0]
         loss = np.asarray(np.log1p(r) + (m[..., 0] - target))
         p = np.exp(x - m) / (1.0 + r)[..., None]
@@ -49,7 +49,7 @@ def dense(labels, logits, a=1.0, b=0.0):
     if x.shape[-1] == 0:
         return np.zeros(x.shape[:-1]), np.zeros(x.shape), np.zeros(x.shape)
     m, r, bad = _normalizer(x)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         log_s = np.log1p(r)[..., None]
         neg_log_p = log_s + (m - x)
         terms = np.where(y != 0, y * neg_log_p, 0.0)
