@@ -1,7 +1,8 @@
 """Argument checks shared by the public functions.
 
 Every check runs before any output is written, and every failure names the
-argument and the problem.
+argument and the problem. Functions that make arrays take ``xp``, the array
+namespace of the call's backend (NumPy or CuPy).
 """
 
 import operator
@@ -27,10 +28,10 @@ def _given(value, name):
         raise ValueError(f"{name} must be given, got None")
 
 
-def logits_array(logits, name="logits"):
-    """``logits`` as a native-order float16/32/64 ndarray of rank >= 1."""
+def logits_array(logits, xp=np, name="logits"):
+    """``logits`` as a native-order float16/32/64 array of rank >= 1."""
     _given(logits, name)
-    a = np.asarray(logits)
+    a = xp.asarray(logits)
     if a.dtype.kind != "f" or a.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float16, float32 or float64, got dtype {a.dtype}")
     if a.ndim == 0:
@@ -38,10 +39,10 @@ def logits_array(logits, name="logits"):
     return _native(a)
 
 
-def sparse_labels_array(labels, logits_shape, name="labels"):
-    """``labels`` as an integer ndarray of exactly ``logits_shape[:-1]``."""
+def sparse_labels_array(labels, logits_shape, xp=np, name="labels"):
+    """``labels`` as an integer array of exactly ``logits_shape[:-1]``."""
     _given(labels, name)
-    a = np.asarray(labels)
+    a = xp.asarray(labels)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     if a.shape != tuple(logits_shape[:-1]):
@@ -52,31 +53,35 @@ def sparse_labels_array(labels, logits_shape, name="labels"):
     return _native(a)
 
 
-def sparse_label_rows(labels, num_classes, backend, name="labels"):
+def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels"):
     """The labels flattened to contiguous int64 rows, after checking their range.
+
+    The check runs when ``validate`` is true, or when it is None and the backend
+    checks labels by default (the CPU does; the GPU gives NaN rows instead).
 
     Raises InvalidArgumentError at the first label outside ``[0, num_classes)``,
     giving its value (as the caller passed it) and its position.
     """
-    rows = np.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
-    flat = backend.first_invalid_label(rows, num_classes) if rows.size else -1
+    rows = backend.xp.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    check = backend.checks_labels if validate is None else bool(validate)
+    flat = backend.first_invalid_label(rows, num_classes) if check and rows.size else -1
     if flat < 0:
         return rows
     position = np.unravel_index(flat, labels.shape)
-    value = labels.reshape(-1)[flat]
+    value = labels.reshape(-1)[flat].item()
     raise InvalidArgumentError(
         f"Received a label value of {value} which is outside the valid range of "
         f"[0, {num_classes}). First at position {tuple(int(p) for p in position)} of {name}."
     )
 
 
-def dense_labels_array(labels, logits_shape, logits_dtype, name="labels"):
+def dense_labels_array(labels, logits_shape, logits_dtype, xp=np, name="labels"):
     """``labels`` broadcast (as a view) to ``logits_shape``, in a dtype the kernels read.
 
     Returns the view and the labels' own shape.
     """
     _given(labels, name)
-    a = np.asarray(labels)
+    a = xp.asarray(labels)
     if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and a.dtype.newbyteorder("=") not in FLOAT_DTYPES):
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
     if a.dtype.kind == "f":
@@ -84,7 +89,7 @@ def dense_labels_array(labels, logits_shape, logits_dtype, name="labels"):
     else:
         a = a.astype(compute_dtype(logits_dtype))
     try:
-        return np.broadcast_to(a, logits_shape), a.shape
+        return xp.broadcast_to(a, logits_shape), a.shape
     except ValueError:
         raise ValueError(
             f"{name} shape {a.shape} does not broadcast to logits shape {tuple(logits_shape)}"
@@ -114,25 +119,32 @@ def check_n_threads(n_threads):
     return n
 
 
-def _overlaps(a, b):
-    if not np.may_share_memory(a, b):
+def _overlaps(a, b, xp):
+    if not xp.may_share_memory(a, b):
         return False
+    if xp is not np:
+        return True  # bounds overlap: refused, as the exact test is NumPy's
     try:
         return np.shares_memory(a, b, max_work=10_000)
     except np.exceptions.TooHardError:
         return True
 
 
+def _address(a):
+    interface = getattr(a, "__array_interface__", None) or a.__cuda_array_interface__
+    return interface["data"][0]
+
+
 def _same_memory(a, b):
     return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        _address(a) == _address(b)
         and a.shape == b.shape
         and a.strides == b.strides
         and a.dtype == b.dtype
     )
 
 
-def output_array(out, name, shape, dtype, inputs, in_place_of=None):
+def output_array(out, name, shape, dtype, inputs, in_place_of=None, xp=np):
     """Check a caller's output array; returns it, or None when none was given.
 
     ``inputs`` maps argument names to the arrays the output must not overlap.
@@ -141,16 +153,16 @@ def output_array(out, name, shape, dtype, inputs, in_place_of=None):
     """
     if out is None:
         return None
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if not isinstance(out, xp.ndarray):
+        raise TypeError(f"{name} must be a {xp.__name__}.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
     if out.dtype != dtype:
         raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
-    if not out.flags.writeable:
+    if not getattr(out.flags, "writeable", True):
         raise ValueError(f"{name} is read-only")
     for input_name, array in inputs.items():
-        if array is None or not _overlaps(out, array):
+        if array is None or not isinstance(array, xp.ndarray) or not _overlaps(out, array, xp):
             continue
         if input_name == in_place_of and _same_memory(out, array):
             continue
@@ -160,17 +172,17 @@ def output_array(out, name, shape, dtype, inputs, in_place_of=None):
 
 
 def output_arrays(out, grad_out, *, return_grad, result_shape, grad_shape, dtype, inputs,
-                  in_place_of=None):
+                  in_place_of=None, xp=np):
     """Check the caller's ``out`` and ``grad_out``; returns them (None where not given).
 
     ``grad_out`` may be exactly the ``in_place_of`` input (the in-place gradient).
     """
     if grad_out is not None and not return_grad:
         raise ValueError("grad_out was given but return_grad is False; pass return_grad=True")
-    out = output_array(out, "out", result_shape, dtype, inputs)
+    out = output_array(out, "out", result_shape, dtype, inputs, xp=xp)
     if return_grad:
         grad_out = output_array(grad_out, "grad_out", grad_shape, dtype, {**inputs, "out": out},
-                                in_place_of=in_place_of)
+                                in_place_of=in_place_of, xp=xp)
     return out, grad_out
 
 

@@ -14,9 +14,13 @@ Backend interface (every backend module provides these):
     ``[0, num_classes)``, or -1.
 ``info()``
     a dict describing the backend build.
+``xp``, ``checks_labels``
+    the array namespace (NumPy), and True: labels are always range-checked.
 """
 
 import pathlib
+
+import numpy as xp
 
 try:
     from ._kernels import build_info as info
@@ -29,4 +33,6 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was
         "another directory so that the installed fastxent is imported."
     ) from error
 
-__all__ = ["dense_rows", "first_invalid_label", "info", "sparse_rows"]
+checks_labels = True
+
+__all__ = ["checks_labels", "dense_rows", "first_invalid_label", "info", "sparse_rows", "xp"]

@@ -1,15 +1,24 @@
 """Choose the backend for the arguments of a call: the one module that knows the backends.
 
-Today there is one backend, the CPU kernels, for NumPy arrays and anything
-NumPy converts (lists, scalars, arrays exposing ``__array__``). GPU arrays and
-lazy Dask arrays are refused with a TypeError rather than silently copied to
-the host or computed eagerly.
+- NumPy arrays, and anything NumPy converts (lists, scalars): the CPU kernels
+  (``fastxent._cpu``).
+- CuPy arrays: the CUDA kernels (``fastxent._cuda``), imported only then, so
+  that NumPy users never import CuPy.
+- Dask arrays are refused with a TypeError for now rather than computed eagerly.
+
+A backend module provides ``xp`` (its array namespace), ``sparse_rows``,
+``dense_rows``, ``first_invalid_label``, ``info`` and ``checks_labels`` (whether
+labels are range-checked by default: on the CPU yes, on the GPU only when
+asked, as in TensorFlow).
 """
 
 _NOT_YET = {
-    "cupy": "CuPy arrays are not supported yet (the CUDA backend is planned)",
     "dask": "Dask arrays are not supported yet (the Dask backend is planned)",
 }
+
+
+def _library(array):
+    return type(array).__module__.partition(".")[0]
 
 
 def backend_for(**arrays):
@@ -18,12 +27,27 @@ def backend_for(**arrays):
     Raises
     ------
     TypeError
-        If an argument is an array type no backend handles; the message names it.
+        If an argument is an array type no backend handles, or if the arguments
+        mix NumPy and CuPy arrays; the message names the arguments.
     """
+    on_gpu, on_cpu = [], []
     for name, array in arrays.items():
-        library = type(array).__module__.partition(".")[0]
+        library = _library(array)
         if library in _NOT_YET:
             raise TypeError(f"{name}: {_NOT_YET[library]}; got {type(array).__name__}")
+        if library == "cupy":
+            on_gpu.append(name)
+        elif library == "numpy" and hasattr(array, "shape") and getattr(array, "ndim", 0) > 0:
+            on_cpu.append(name)
+    if on_gpu and on_cpu:
+        raise TypeError(
+            f"arguments mix devices: {', '.join(on_gpu)} on the GPU (CuPy), "
+            f"{', '.join(on_cpu)} on the CPU (NumPy); move them to one device "
+            "(cupy.asarray or cupy.asnumpy)")
+    if on_gpu:
+        from . import _cuda
+
+        return _cuda
     from . import _cpu
 
     return _cpu

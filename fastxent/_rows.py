@@ -2,8 +2,9 @@
 
 Moves the class axis last, flattens the batch to N rows, gives the backend
 (N, C) views of the inputs and of the caller's ``out``/``grad_out`` where
-NumPy can make such views, calls the backend once, and copies a result back
-only where no view was possible.
+such views exist, calls the backend once, and copies a result back only where
+no view was possible. Written against the backend's array namespace ``xp``
+(NumPy or CuPy).
 """
 
 import math
@@ -15,32 +16,48 @@ _ONE = np.ones(1)
 _ONE.flags.writeable = False
 
 
-def _as_rows(array, axis, rows_shape, *, copy_ok):
-    moved = array if axis is None or axis == array.ndim - 1 else np.moveaxis(array, axis, -1)
+def _reshape_view(xp, array, shape):
+    """A view of ``array`` with ``shape``, or None where that needs a copy."""
+    if xp is np:
+        try:
+            return np.reshape(array, shape, copy=False)
+        except ValueError:
+            return None
+    view = array.view()
     try:
-        return np.reshape(moved, rows_shape, copy=False), None
-    except ValueError:
-        if copy_ok:
-            return np.reshape(moved, rows_shape), None
-        return np.empty(rows_shape, array.dtype), moved
+        view.shape = shape  # CuPy raises AttributeError where a copy would be needed
+    except AttributeError:
+        return None
+    return view
+
+
+def _as_rows(xp, array, axis, rows_shape, *, copy_ok):
+    moved = array if axis is None or axis == array.ndim - 1 else xp.moveaxis(array, axis, -1)
+    view = _reshape_view(xp, moved, rows_shape)
+    if view is not None:
+        return view, None
+    if copy_ok:
+        return xp.reshape(moved, rows_shape), None
+    return xp.empty(rows_shape, array.dtype), moved
 
 
 class _Result:
     """Where the backend writes one result, and how it reaches the caller."""
 
-    def __init__(self, given, shape, dtype, axis, rows_shape):
+    def __init__(self, xp, given, shape, dtype, axis, rows_shape):
+        self._xp = xp
         if given is None:
-            self.array = np.empty(shape, dtype)
-            self.rows, self._copy_to = np.reshape(self.array, rows_shape), None
+            self.array = xp.empty(shape, dtype)
+            self.rows, self._copy_to = self.array.reshape(rows_shape), None
             if axis is not None and axis != len(shape) - 1:
-                self.array = np.moveaxis(self.array, -1, axis)
+                self.array = xp.moveaxis(self.array, -1, axis)
         else:
             self.array = given
-            self.rows, self._copy_to = _as_rows(given, axis, rows_shape, copy_ok=False)
+            self.rows, self._copy_to = _as_rows(xp, given, axis, rows_shape, copy_ok=False)
 
     def finish(self):
         if self._copy_to is not None:
-            np.copyto(self._copy_to, self.rows.reshape(self._copy_to.shape))
+            self._xp.copyto(self._copy_to, self.rows.reshape(self._copy_to.shape))
         return self.array
 
 
@@ -89,19 +106,20 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     rows_shape = (rows, num_classes)
     moved_shape = _moved_shape(shape, axis)
 
-    x_rows, _ = _as_rows(logits, axis, rows_shape, copy_ok=True)
+    xp = backend.xp
+    x_rows, _ = _as_rows(xp, logits, axis, rows_shape, copy_ok=True)
     if sparse:
-        y_rows = np.ascontiguousarray(labels.reshape(rows), dtype=np.int64)
+        y_rows = xp.ascontiguousarray(labels.reshape(rows), dtype=np.int64)
     else:
-        y_rows, _ = _as_rows(labels, axis, rows_shape, copy_ok=True)
+        y_rows, _ = _as_rows(xp, labels, axis, rows_shape, copy_ok=True)
     if scale is None:
-        scale = _ONE
+        scale = _ONE if xp is np else xp.ones(1)
 
-    loss = _Result(out, batch_shape, loss_dtype, None, (rows,))
-    grad = _Result(grad_out, moved_shape, logits.dtype, axis, rows_shape) if want_grad else None
-    labels_grad = (
-        _Result(None, moved_shape, logits.dtype, axis, rows_shape) if want_labels_grad else None
-    )
+    loss = _Result(xp, out, batch_shape, loss_dtype, None, (rows,))
+    grad = (_Result(xp, grad_out, moved_shape, logits.dtype, axis, rows_shape)
+            if want_grad else None)
+    labels_grad = (_Result(xp, None, moved_shape, logits.dtype, axis, rows_shape)
+                   if want_labels_grad else None)
     g_rows = grad.rows if grad else None
     if sparse:
         backend.sparse_rows(x_rows, y_rows, loss.rows, g_rows, scale, n_threads)
@@ -118,9 +136,9 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     )
 
 
-def zeros_like_result(grad_out, shape, dtype):
+def zeros_like_result(xp, grad_out, shape, dtype):
     """A zero gradient, into ``grad_out`` when given."""
     if grad_out is None:
-        return np.zeros(shape, dtype)
+        return xp.zeros(shape, dtype)
     grad_out[...] = 0
     return grad_out

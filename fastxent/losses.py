@@ -49,11 +49,12 @@ class Reduction:
 class _Weighting:
     """Weights broadcast to the losses' shape, and the reduction's denominator."""
 
-    def __init__(self, weights, losses_shape, reduction):
+    def __init__(self, weights, losses_shape, reduction, xp=np):
+        self.xp = xp
         self.reduction = Reduction.validate(reduction)
         if weights is None:
             raise ValueError("weights must be given (a scalar or an array), got None")
-        w = np.asarray(weights)
+        w = xp.asarray(weights)
         if w.dtype.kind not in "biuf":
             raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
         losses_shape = tuple(losses_shape)
@@ -66,13 +67,13 @@ class _Weighting:
                 f"weights.shape={w.shape}"
             )
         self.weights = w.astype(np.float64)
-        self.broadcast = np.broadcast_to(self.weights, losses_shape)
+        self.broadcast = xp.broadcast_to(self.weights, losses_shape)
         if self.reduction in (Reduction.NONE, Reduction.SUM):
             self.denominator = 1.0
         elif self.reduction == Reduction.MEAN:
-            self.denominator = float(np.sum(self.broadcast))
+            self.denominator = float(xp.sum(self.broadcast))
         elif self.reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-            self.denominator = float(np.count_nonzero(self.broadcast))
+            self.denominator = float(xp.count_nonzero(self.broadcast))
         else:
             self.denominator = float(math.prod(losses_shape))
         # A zero denominator gives exactly 0 and a zero gradient (div_no_nan).
@@ -84,25 +85,32 @@ class _Weighting:
 
     def row_scale(self):
         """The gradient factor ``w_i / denominator``, per row, or one value for all."""
+        xp = self.xp
         if self.weights.ndim == 0:
-            return np.array([self.weights / self.denominator])
-        return np.ascontiguousarray(self.broadcast / self.denominator).reshape(-1)
+            return (self.weights / self.denominator).reshape(1)
+        return xp.ascontiguousarray(self.broadcast / self.denominator).reshape(-1)
 
     def reduce(self, losses, dtype, out):
-        """The reduced value of per-row ``losses`` (summed in float64), as ``dtype``, into ``out``."""
+        """The reduced value of per-row ``losses`` (summed in float64), as ``dtype``, into ``out``.
+
+        A scalar result is a NumPy scalar for NumPy inputs and a 0-d array on the
+        GPU (it stays on the device).
+        """
+        xp = self.xp
         if self.reduction == Reduction.NONE:
             if out is None:
                 return (losses * self.broadcast).astype(dtype)
-            np.multiply(losses, self.broadcast, out=out, casting="same_kind")
+            xp.multiply(losses, self.broadcast, out=out, casting="same_kind")
             return out
         if self.zero:
-            value = 0.0
+            value = xp.zeros((), np.float64)
         else:
-            value = np.sum(losses * self.broadcast, dtype=np.float64) / self.denominator
-        if out is None:
-            return dtype.type(value)
-        out[()] = value
-        return out
+            value = xp.sum(losses * self.broadcast, dtype=np.float64) / self.denominator
+        if out is not None:
+            out[()] = value
+            return out
+        result = xp.asarray(value).astype(dtype)
+        return result[()] if xp is np else result
 
 
 def _weighted_xent(backend, logits, labels, weighting, *, sparse, label_coef, return_grad,
@@ -110,10 +118,11 @@ def _weighted_xent(backend, logits, labels, weighting, *, sparse, label_coef, re
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=weighting.result_shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits")
+        in_place_of="logits", xp=backend.xp)
     if weighting.zero:
-        grad = _rows.zeros_like_result(grad_out, logits.shape, logits.dtype) if return_grad else None
-        losses = np.zeros(logits.shape[:-1])
+        grad = (_rows.zeros_like_result(backend.xp, grad_out, logits.shape, logits.dtype)
+                if return_grad else None)
+        losses = backend.xp.zeros(logits.shape[:-1])
     else:
         losses, grad, _ = _rows.fused(
             backend, logits, labels, sparse=sparse,
@@ -171,29 +180,31 @@ def softmax_cross_entropy(
     0.57618
     """
     backend = backend_for(onehot_labels=onehot_labels, logits=logits, weights=weights)
-    logits = _checks.logits_array(logits)
+    xp = backend.xp
+    logits = _checks.logits_array(logits, xp)
     if onehot_labels is None:
         raise ValueError("onehot_labels must be given, got None")
-    if np.shape(onehot_labels) != logits.shape:
-        raise ValueError(f"onehot_labels shape {np.shape(onehot_labels)} must equal "
+    onehot_labels = xp.asarray(onehot_labels)
+    if onehot_labels.shape != logits.shape:
+        raise ValueError(f"onehot_labels shape {onehot_labels.shape} must equal "
                          f"logits shape {logits.shape}")
-    labels, _ = _checks.dense_labels_array(onehot_labels, logits.shape, logits.dtype,
+    labels, _ = _checks.dense_labels_array(onehot_labels, logits.shape, logits.dtype, xp,
                                            name="onehot_labels")
     eps = _checks.label_smoothing_value(label_smoothing)
     num_classes = logits.shape[-1]
     label_coef = (1.0 - eps, eps / num_classes if num_classes else 0.0)
-    weighting = _Weighting(weights, logits.shape[:-1], reduction)
+    weighting = _Weighting(weights, logits.shape[:-1], reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)
     return _weighted_xent(backend, logits, labels, weighting, sparse=False,
                           label_coef=label_coef, return_grad=return_grad, out=out,
                           grad_out=grad_out, n_threads=n_threads)
 
 
-def _squeeze_last(array, rank):
+def _squeeze_last(xp, array, rank):
     """Drop a trailing dimension of 1 from an array of ``rank`` (TF's squeezable dimension)."""
     if array is None:
         return None
-    a = np.asarray(array)
+    a = xp.asarray(array)
     if a.ndim == rank and a.ndim > 0 and a.shape[-1] == 1:
         return a[..., 0]
     return array
@@ -202,7 +213,7 @@ def _squeeze_last(array, rank):
 def sparse_softmax_cross_entropy(
     labels, logits, weights=1.0, scope=None, loss_collection=None,
     reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
-    grad_out=None, n_threads=None,
+    grad_out=None, n_threads=None, validate=None,
 ):
     """Weighted softmax cross-entropy of integer labels.
 
@@ -217,6 +228,8 @@ def sparse_softmax_cross_entropy(
     logits : array_like of float16/32/64
     weights, scope, loss_collection, reduction, return_grad, out, grad_out, n_threads
         As in :func:`softmax_cross_entropy`.
+    validate : bool, optional
+        As in :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`.
 
     Returns
     -------
@@ -232,16 +245,17 @@ def sparse_softmax_cross_entropy(
     23.0002
     """
     backend = backend_for(labels=labels, logits=logits, weights=weights)
-    logits = _checks.logits_array(logits)
-    labels = _squeeze_last(labels, logits.ndim)
-    weights = _squeeze_last(weights, logits.ndim)
-    labels = _checks.sparse_labels_array(labels, logits.shape)
+    xp = backend.xp
+    logits = _checks.logits_array(logits, xp)
+    labels = _squeeze_last(xp, labels, logits.ndim)
+    weights = _squeeze_last(xp, weights, logits.ndim)
+    labels = _checks.sparse_labels_array(labels, logits.shape, xp)
     num_classes = logits.shape[-1]
     if num_classes == 0:
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
-    weighting = _Weighting(weights, logits.shape[:-1], reduction)
+    weighting = _Weighting(weights, logits.shape[:-1], reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)
-    label_rows = _checks.sparse_label_rows(labels, num_classes, backend)
+    label_rows = _checks.sparse_label_rows(labels, num_classes, backend, validate)
     return _weighted_xent(backend, logits, label_rows, weighting, sparse=True, label_coef=None,
                           return_grad=return_grad, out=out, grad_out=grad_out,
                           n_threads=n_threads)
@@ -287,25 +301,26 @@ def compute_weighted_loss(
     >>> float(fastxent.losses.compute_weighted_loss(losses, weights, reduction="weighted_sum"))
     2470.0
     """
-    backend_for(losses=losses, weights=weights)
+    xp = backend_for(losses=losses, weights=weights).xp
     if losses is None:
         raise ValueError("losses must be given, got None")
-    losses = np.asarray(losses)
+    losses = xp.asarray(losses)
     if losses.dtype.kind in "biu":
         losses = losses.astype(np.float64)
     elif losses.dtype.kind != "f":
         raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
     _checks.check_n_threads(n_threads)
-    weighting = _Weighting(weights, losses.shape, reduction)
+    weighting = _Weighting(weights, losses.shape, reduction, xp)
     dtype = losses.dtype.newbyteorder("=")
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=weighting.result_shape,
-        grad_shape=losses.shape, dtype=dtype, inputs={"losses": losses, "weights": weights})
+        grad_shape=losses.shape, dtype=dtype, inputs={"losses": losses, "weights": weights},
+        xp=xp)
     result = weighting.reduce(losses.astype(np.float64, copy=False), dtype, out)
     if not return_grad:
         return result
     if weighting.zero:
-        return result, _rows.zeros_like_result(grad_out, losses.shape, dtype)
+        return result, _rows.zeros_like_result(xp, grad_out, losses.shape, dtype)
     scale = weighting.broadcast / weighting.denominator
     if grad_out is None:
         return result, scale.astype(dtype)

@@ -23,7 +23,7 @@ def _scalar_if_0d(result, out):
 
 def sparse_softmax_cross_entropy_with_logits(
     *, labels=None, logits=None, name=None, return_grad=False, out=None, grad_out=None,
-    n_threads=None,
+    n_threads=None, validate=None,
 ):
     """Softmax cross-entropy of integer class labels.
 
@@ -46,6 +46,11 @@ def sparse_softmax_cross_entropy_with_logits(
         itself, to overwrite the logits with their gradient.
     n_threads : int, optional
         Threads to use; None is OpenMP's default (``OMP_NUM_THREADS``).
+    validate : bool, optional
+        Check that every label is in ``[0, num_classes)`` and raise
+        InvalidArgumentError otherwise. None (the default) checks on the CPU;
+        on the GPU (CuPy arrays) a bad label gives a NaN row instead, as in
+        TensorFlow, unless ``validate=True``.
 
     Returns
     -------
@@ -73,8 +78,9 @@ def sparse_softmax_cross_entropy_with_logits(
     array([1.3863, 3.4402])
     """
     backend = backend_for(labels=labels, logits=logits)
-    logits = _checks.logits_array(logits)
-    labels = _checks.sparse_labels_array(labels, logits.shape)
+    xp = backend.xp
+    logits = _checks.logits_array(logits, xp)
+    labels = _checks.sparse_labels_array(labels, logits.shape, xp)
     num_classes = logits.shape[-1]
     if num_classes == 0:
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
@@ -82,8 +88,8 @@ def sparse_softmax_cross_entropy_with_logits(
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=labels.shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits")
-    label_rows = _checks.sparse_label_rows(labels, num_classes, backend)
+        in_place_of="logits", xp=xp)
+    label_rows = _checks.sparse_label_rows(labels, num_classes, backend, validate)
     loss, grad, _ = _rows.fused(backend, logits, label_rows, sparse=True, loss_dtype=logits.dtype,
                                 out=out, want_grad=return_grad, grad_out=grad_out,
                                 n_threads=n_threads)
@@ -91,28 +97,29 @@ def sparse_softmax_cross_entropy_with_logits(
     return (loss, grad) if return_grad else loss
 
 
-def _sum_to_shape(full, shape):
+def _sum_to_shape(xp, full, shape):
     """Sum ``full`` over the axes along which an array of ``shape`` was broadcast to it."""
     lead = full.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
     if not axes:
         return full
-    return np.sum(full, axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
+    return xp.sum(full, axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
 
 
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads):
     """Shared body of the v2 and v1 dense functions (checks, then one fused call)."""
     backend = backend_for(labels=labels, logits=logits)
-    logits = _checks.logits_array(logits)
+    xp = backend.xp
+    logits = _checks.logits_array(logits, xp)
     axis = _checks.normalize_axis(axis, logits.ndim)
-    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype)
+    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, xp)
     n_threads = _checks.check_n_threads(n_threads)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=batch_shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits")
+        in_place_of="logits", xp=xp)
     loss, grad, labels_grad = _rows.fused(
         backend, logits, labels, axis=axis, sparse=False, loss_dtype=logits.dtype, out=out,
         want_grad=return_grad, grad_out=grad_out, want_labels_grad=return_labels_grad,
@@ -122,7 +129,7 @@ def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_ou
     if return_grad:
         results.append(grad)
     if return_labels_grad:
-        results.append(_sum_to_shape(labels_grad, labels_shape))
+        results.append(_sum_to_shape(xp, labels_grad, labels_shape))
     return tuple(results) if len(results) > 1 else results[0]
 
 

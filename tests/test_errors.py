@@ -102,11 +102,3 @@ def test_bad_n_threads(n_threads, error):
     with pytest.raises(error, match="n_threads"):
         nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=[[0.0]],
                                                     n_threads=n_threads)
-
-
-def test_gpu_and_lazy_arrays_are_refused_by_name():
-    class FakeCupyArray:
-        __module__ = "cupy._core.core"
-
-    with pytest.raises(TypeError, match="logits: CuPy arrays are not supported yet"):
-        nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=FakeCupyArray())
