@@ -256,8 +256,11 @@ def scaling_lines(rows):
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="python -m fastxent bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", default=DEFAULT_SHAPES,
-                        help=f"comma-separated NxC[:dtype] (default {DEFAULT_SHAPES})")
+    parser.add_argument("--shapes", default=None,
+                        help=f"comma-separated NxC[:dtype] (default {DEFAULT_SHAPES}; "
+                             f"with --device gpu {GPU_SHAPES})")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                        help="gpu: the CUDA kernels on CuPy arrays (needs CuPy and a GPU)")
     parser.add_argument("--threads", choices=["1", "all", "both"], default="both")
     parser.add_argument("--min-time", type=float, default=0.4,
                         help="seconds of repeated calls per measurement (default 0.4)")
@@ -269,12 +272,33 @@ def main(argv):
     import fastxent
     from fastxent import _cpu
 
+    if args.shapes is None:
+        args.shapes = GPU_SHAPES if args.device == "gpu" else DEFAULT_SHAPES
     try:
         cases = parse_shapes(args.shapes)
     except ValueError as error:
         parser.error(f"--shapes {args.shapes!r}: {error}; expected NxC[:dtype],...")
     peers = {} if args.no_peers else installed_peers()
     log = sys.stderr
+    if args.device == "gpu":
+        try:
+            import cupy
+            cupy.zeros(1).sum()
+        except Exception as error:  # CuPy missing, or no driver or device
+            print(f"bench --device gpu needs CuPy and a CUDA GPU (pip install "
+                  f"'fastxent[cuda]'): {error}", file=sys.stderr)
+            return 2
+        rows = gpu_cases(cases, args.min_time, log)
+        print("fastxent on the GPU (sparse labels). GB/s = logits bytes / median time (CUDA "
+              "events). '% of copy' = bytes moved (logits read, plus the gradient written for "
+              "loss+grad) per second / device-to-device copy bandwidth. 'x torch' = "
+              "F.cross_entropy's time / fastxent's (forward; forward + backward for loss+grad); "
+              "'x CuPy' = a max/exp/sum/log CuPy composition's time / fastxent's.\n")
+        print(format_gpu_table(rows))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": "gpu", "rows": rows}, f, indent=1)
+        return 0 if all(r["matches_reference"] for r in rows) else 1
     if args.child:
         json.dump(run_cases(cases, 1, args.min_time, peers, log), sys.stdout)
         return 0
@@ -310,3 +334,102 @@ def main(argv):
             json.dump({"machine": platform.machine(), "cpus": os.cpu_count(),
                        "kernel": info, "peers": peers, "rows": rows}, f, indent=1)
     return 1 if mismatches else 0
+
+
+# --- the GPU benchmark (python -m fastxent bench --device gpu) ---------------------------------
+
+GPU_SHAPES = "8192x1000,8192x32000,4096x128256,8192x1000:float16,8192x32000:float16,4096x128256:float16"
+
+
+def gpu_cases(cases, min_time, log):
+    """Time fastxent's CUDA kernels against PyTorch on CUDA, a CuPy composition and a
+    device-to-device copy, with CUDA events; returns rows like run_cases."""
+    import cupy
+
+    def seconds(call):
+        call()
+        cupy.cuda.Device().synchronize()
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        times = []
+        t0 = time.perf_counter()
+        while len(times) < 5 or (time.perf_counter() - t0 < min_time and len(times) < 200):
+            start.record()
+            call()
+            stop.record()
+            stop.synchronize()
+            times.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+        return float(np.median(times))
+
+    import fastxent
+
+    try:
+        import torch
+        torch_ok = torch.cuda.is_available()
+    except ImportError:
+        torch_ok = False
+    rows = []
+    for shape, dtype in cases:
+        logits_host, labels_host = make_inputs(shape, dtype)
+        x = cupy.asarray(logits_host)
+        t = cupy.asarray(labels_host)
+        copy_dst = cupy.empty_like(x)
+        grad_out = cupy.empty_like(x)
+        copy_s = seconds(lambda: cupy.copyto(copy_dst, x))
+        for grad in (False, True):
+            print(f"  {shape[0]}x{shape[1]} {dtype.name} {'loss+grad' if grad else 'loss'} (GPU)",
+                  file=log, flush=True)
+
+            def ours():
+                return fastxent.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=t, logits=x, return_grad=grad, grad_out=grad_out if grad else None)
+
+            def composition():
+                xc = x.astype(cupy.float32) if x.dtype == cupy.float16 else x
+                m = xc.max(axis=1, keepdims=True)
+                lse = m[:, 0] + cupy.log(cupy.exp(xc - m).sum(axis=1))
+                return lse - xc[cupy.arange(shape[0]), t]
+
+            got = ours()
+            want = composition()
+            loss = got[0] if grad else got
+            ok = bool(cupy.allclose(loss.astype(cupy.float32), want.astype(cupy.float32),
+                                    rtol=2e-3 if dtype == np.float16 else 1e-4, atol=1e-3))
+            row = {"shape": list(shape), "dtype": dtype.name, "labels": "sparse", "grad": grad,
+                   "threads": "gpu", "bytes": x.nbytes, "copy_s": copy_s,
+                   "fastxent_s": seconds(ours), "cupy_s": seconds(composition),
+                   "matches_reference": ok}
+            if torch_ok:
+                import torch
+                import torch.nn.functional as F
+
+                tx = torch.as_tensor(x, device="cuda")
+                tt = torch.as_tensor(t, device="cuda")
+
+                def peer():
+                    if not grad:
+                        with torch.no_grad():
+                            return F.cross_entropy(tx, tt, reduction="none")
+                    xg = tx.detach().requires_grad_(True)
+                    F.cross_entropy(xg, tt, reduction="none").sum().backward()
+                    return xg.grad
+
+                row["torch_s"] = seconds(peer)
+            rows.append(row)
+    return rows
+
+
+def format_gpu_table(rows):
+    head = ["shape", "mode", "fastxent GB/s", "% of copy", "x torch", "x CuPy", "check"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        # bytes moved: the logits read once (loss), or read and the gradient written
+        moved = r["bytes"] * (2 if r["grad"] else 1)
+        copy_rate = 2 * r["bytes"] / r["copy_s"]  # a copy reads and writes
+        rate = moved / r["fastxent_s"]
+        lines.append("| " + " | ".join([
+            f"{r['shape'][0]}x{r['shape'][1]} {r['dtype']}", "loss+grad" if r["grad"] else "loss",
+            f"{r['bytes'] / r['fastxent_s'] / 1e9:.0f}", f"{100 * rate / copy_rate:.0f}%",
+            f"{r['torch_s'] / r['fastxent_s']:.1f}" if "torch_s" in r else "-",
+            f"{r['cupy_s'] / r['fastxent_s']:.1f}", "OK" if r["matches_reference"] else "MISMATCH"])
+            + " |")
+    return "\n".join(lines)

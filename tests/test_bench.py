@@ -25,3 +25,15 @@ def test_bench_rejects_bad_shapes(tmp_path):
     run = subprocess.run([sys.executable, "-m", "fastxent", "bench", "--shapes", "ten"],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode != 0
+
+
+def test_gpu_bench_says_what_it_needs(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        import pytest
+        pytest.skip("CuPy is installed: tests/test_gpu.py covers the GPU")
+    run = subprocess.run([sys.executable, "-m", "fastxent", "bench", "--device", "gpu"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 2
+    assert "needs CuPy and a CUDA GPU" in run.stderr
