@@ -79,12 +79,14 @@ def _rows_contiguous(array):
 
 
 class _Output:
-    """A writable (N, C) or (N,) result the kernels can write to, copied back if needed."""
+    """A writable (N, C) or (N,) result the kernels write as ``dtype`` (the logits' type):
+    the array itself, or a temporary copied (and cast) back."""
 
-    def __init__(self, array):
+    def __init__(self, array, dtype):
         self.array = array
-        ok = array.ndim == 1 or array.shape[1] <= 1 or array.strides[1] == array.itemsize
-        self.target = array if ok else _cupy().empty(array.shape, array.dtype)
+        rows_ok = array.ndim == 1 or array.shape[1] <= 1 or array.strides[1] == array.itemsize
+        ok = rows_ok and array.dtype == dtype and array.strides[0] % array.itemsize == 0
+        self.target = array if ok else _cupy().empty(array.shape, dtype)
 
     def finish(self):
         if self.target is not self.array:
@@ -102,7 +104,8 @@ def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
     if rows == 0:
         return
     x = _rows_contiguous(logits)
-    out, g = _Output(loss), _Output(grad) if grad is not None else None
+    out = _Output(loss, x.dtype)
+    g = _Output(grad, x.dtype) if grad is not None else None
     if g is not None and g.target is not grad and grad is logits:
         g.target = x  # in place over the contiguous copy, then copied back
     scale = cupy.asarray(scale, dtype=cupy.float64)
@@ -126,11 +129,12 @@ def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=N
     if rows == 0 or cols == 0:
         return
     x = _rows_contiguous(logits)
+    # the kernels read labels in the logits' storage type (float16 labels for float16 logits)
     y = labels if labels.dtype == x.dtype else labels.astype(x.dtype)
     y = _rows_contiguous(y)
-    out = _Output(loss)
-    g = _Output(grad) if grad is not None else None
-    gy = _Output(labels_grad) if labels_grad is not None else None
+    out = _Output(loss, x.dtype)
+    g = _Output(grad, x.dtype) if grad is not None else None
+    gy = _Output(labels_grad, x.dtype) if labels_grad is not None else None
     if g is not None and g.target is not grad and grad is logits:
         g.target = x
     scale = cupy.asarray(scale, dtype=cupy.float64)
