@@ -230,3 +230,14 @@ def test_first_offending_label_is_reported():
     labels = np.array([0, 7, -3, 9])
     with pytest.raises(fastxent.InvalidArgumentError, match=r"value of 7 .*\(1,\)"):
         sparse_xent(labels=labels, logits=np.zeros((4, 3)))
+
+
+def test_validate_false_gives_nan_rows_instead_of_an_error():
+    logits = np.zeros((3, 4))
+    labels = np.array([0, 7, -1])
+    loss, grad = sparse_xent(labels=labels, logits=logits, return_grad=True, validate=False)
+    assert np.isfinite(loss[0]) and np.isnan(loss[1:]).all() and np.isnan(grad[1:]).all()
+    with pytest.raises(fastxent.InvalidArgumentError):
+        sparse_xent(labels=labels, logits=logits, validate=True)
+    with pytest.raises(fastxent.InvalidArgumentError):
+        fastxent.losses.sparse_softmax_cross_entropy(labels, logits)
