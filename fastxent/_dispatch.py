@@ -4,18 +4,15 @@
   (``fastxent._cpu``).
 - CuPy arrays: the CUDA kernels (``fastxent._cuda``), imported only then, so
   that NumPy users never import CuPy.
-- Dask arrays are refused with a TypeError for now rather than computed eagerly.
+- Dask arrays: ``fastxent._dask`` (lazy: it maps the functions over the blocks,
+  whose chunk type then picks the CPU or CUDA kernels); NumPy arguments beside
+  a Dask array are wrapped as Dask arrays.
 
 A backend module provides ``xp`` (its array namespace), ``sparse_rows``,
 ``dense_rows``, ``first_invalid_label``, ``info`` and ``checks_labels`` (whether
 labels are range-checked by default: on the CPU yes, on the GPU only when
 asked, as in TensorFlow).
 """
-
-_NOT_YET = {
-    "dask": "Dask arrays are not supported yet (the Dask backend is planned)",
-}
-
 
 def _library(array):
     return type(array).__module__.partition(".")[0]
@@ -30,15 +27,19 @@ def backend_for(**arrays):
         If an argument is an array type no backend handles, or if the arguments
         mix NumPy and CuPy arrays; the message names the arguments.
     """
-    on_gpu, on_cpu = [], []
+    on_gpu, on_cpu, lazy = [], [], False
     for name, array in arrays.items():
         library = _library(array)
-        if library in _NOT_YET:
-            raise TypeError(f"{name}: {_NOT_YET[library]}; got {type(array).__name__}")
-        if library == "cupy":
+        if library == "dask":
+            lazy = True
+        elif library == "cupy":
             on_gpu.append(name)
         elif library == "numpy" and hasattr(array, "shape") and getattr(array, "ndim", 0) > 0:
             on_cpu.append(name)
+    if lazy:
+        from . import _dask
+
+        return _dask
     if on_gpu and on_cpu:
         raise TypeError(
             f"arguments mix devices: {', '.join(on_gpu)} on the GPU (CuPy), "

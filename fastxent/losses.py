@@ -180,6 +180,9 @@ def softmax_cross_entropy(
     0.57618
     """
     backend = backend_for(onehot_labels=onehot_labels, logits=logits, weights=weights)
+    if getattr(backend, "lazy", False):
+        return _lazy_dense(backend, onehot_labels, logits, weights, label_smoothing, reduction,
+                           return_grad, out, grad_out, n_threads)
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
     if onehot_labels is None:
@@ -245,6 +248,9 @@ def sparse_softmax_cross_entropy(
     23.0002
     """
     backend = backend_for(labels=labels, logits=logits, weights=weights)
+    if getattr(backend, "lazy", False):
+        return _lazy_sparse(backend, labels, logits, weights, reduction, return_grad, out,
+                            grad_out, n_threads, validate)
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
     labels = _squeeze_last(xp, labels, logits.ndim)
@@ -301,9 +307,12 @@ def compute_weighted_loss(
     >>> float(fastxent.losses.compute_weighted_loss(losses, weights, reduction="weighted_sum"))
     2470.0
     """
-    xp = backend_for(losses=losses, weights=weights).xp
+    backend = backend_for(losses=losses, weights=weights)
     if losses is None:
         raise ValueError("losses must be given, got None")
+    if getattr(backend, "lazy", False):
+        return _lazy_weighted(backend, losses, weights, reduction, return_grad, out, grad_out)
+    xp = backend.xp
     losses = xp.asarray(losses)
     if losses.dtype.kind in "biu":
         losses = losses.astype(np.float64)
@@ -326,3 +335,51 @@ def compute_weighted_loss(
         return result, scale.astype(dtype)
     grad_out[...] = scale
     return result, grad_out
+
+
+# --- Dask arrays (fastxent._dask): the same reductions, lazily ----------------------------------
+
+def _lazy_sparse(backend, labels, logits, weights, reduction, return_grad, out, grad_out,
+                 n_threads, validate):
+    logits = backend._as_dask(logits, "logits")
+    labels = backend._as_dask(labels, "labels")
+    if labels.ndim == logits.ndim and labels.ndim > 0 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if weights is not None and np.ndim(weights) == logits.ndim and np.shape(weights)[-1] == 1:
+        weights = weights[..., 0]
+    factor, zero, reduce = backend.weighting(weights, logits.shape[:-1], reduction)
+    result = backend.sparse_softmax_cross_entropy_with_logits(
+        labels, logits, return_grad, out, grad_out, _checks.check_n_threads(n_threads),
+        validate, scale=(factor, zero))
+    if return_grad:
+        return reduce(result[0], logits.dtype), result[1]
+    return reduce(result, logits.dtype)
+
+
+def _lazy_dense(backend, onehot_labels, logits, weights, label_smoothing, reduction,
+                return_grad, out, grad_out, n_threads):
+    logits = backend._as_dask(logits, "logits")
+    onehot_labels = backend._as_dask(onehot_labels, "onehot_labels")
+    if onehot_labels.shape != logits.shape:
+        raise ValueError(f"onehot_labels shape {onehot_labels.shape} must equal "
+                         f"logits shape {logits.shape}")
+    eps = _checks.label_smoothing_value(label_smoothing)
+    factor, zero, reduce = backend.weighting(weights, logits.shape[:-1], reduction)
+    result = backend.dense_softmax_cross_entropy(
+        onehot_labels, logits, -1, return_grad, False, out, grad_out,
+        _checks.check_n_threads(n_threads), label_smoothing=eps, scale=(factor, zero))
+    if return_grad:
+        return reduce(result[0], logits.dtype), result[1]
+    return reduce(result, logits.dtype)
+
+
+def _lazy_weighted(backend, losses, weights, reduction, return_grad, out, grad_out):
+    backend._no_out(out, grad_out)
+    losses = backend._as_dask(losses, "losses")
+    if losses.dtype.kind in "biu":
+        losses = losses.astype(np.float64)
+    elif losses.dtype.kind != "f":
+        raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
+    factor, _, reduce = backend.weighting(weights, losses.shape, reduction)
+    result = reduce(losses * factor, losses.dtype)
+    return (result, factor.astype(losses.dtype)) if return_grad else result

@@ -78,6 +78,10 @@ def sparse_softmax_cross_entropy_with_logits(
     array([1.3863, 3.4402])
     """
     backend = backend_for(labels=labels, logits=logits)
+    if getattr(backend, "lazy", False):
+        return backend.sparse_softmax_cross_entropy_with_logits(
+            labels, logits, return_grad, out, grad_out, _checks.check_n_threads(n_threads),
+            validate)
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
     labels = _checks.sparse_labels_array(labels, logits.shape, xp)
@@ -110,6 +114,10 @@ def _sum_to_shape(xp, full, shape):
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads):
     """Shared body of the v2 and v1 dense functions (checks, then one fused call)."""
     backend = backend_for(labels=labels, logits=logits)
+    if getattr(backend, "lazy", False):
+        return backend.dense_softmax_cross_entropy(
+            labels, logits, axis, return_grad, return_labels_grad, out, grad_out,
+            _checks.check_n_threads(n_threads))
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
     axis = _checks.normalize_axis(axis, logits.ndim)

@@ -1,0 +1,265 @@
+"""The Dask backend: every public function on Dask arrays, lazily, through Dask's scheduler.
+
+Each block of rows (the class axis in one chunk) is computed by the public
+function itself on the block's NumPy or CuPy chunk, so the chunk type picks the
+CPU or CUDA kernels, and the loss and the gradient come from one kernel call
+per block. Weights and reductions are Dask reductions; the per-row factor
+``w_i / denominator`` goes into that same per-block call.
+
+Imported only when a call gets a Dask array (``fastxent._dispatch``); Dask is an
+optional dependency (``pip install fastxent[dask]``).
+"""
+
+import numpy as np
+
+from . import _checks
+
+lazy = True
+_BATCH = "abcdefghijklmnopqrstuvwxy"
+_CLASS = "z"
+
+
+def _da():
+    import dask.array as da
+
+    return da
+
+
+def _as_dask(array, name):
+    da = _da()
+    _checks._given(array, name)
+    return array if isinstance(array, da.Array) else da.asarray(array)
+
+
+def _no_out(out, grad_out):
+    if out is not None or grad_out is not None:
+        raise TypeError("out= and grad_out= are not supported for Dask arrays: "
+                        "the results are lazy Dask arrays")
+
+
+def _dtype_check(logits):
+    dtype = logits.dtype
+    if dtype.kind != "f" or dtype.newbyteorder("=") not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"logits must be float16, float32 or float64, got dtype {dtype}")
+    if logits.ndim == 0:
+        raise ValueError("logits must have rank >= 1 (a class axis), got a scalar")
+
+
+def _one_class_chunk(logits):
+    if logits.numblocks[-1] != 1:
+        raise NotImplementedError(
+            "the class axis of Dask logits must be one chunk for now (rechunk it: "
+            f"logits.rechunk({{{logits.ndim - 1}: -1}})); got chunks {logits.chunks[-1]}")
+
+
+def _namespace_of(array):
+    """NumPy or CuPy: the namespace of a computed chunk."""
+    if isinstance(array, np.ndarray):
+        return np
+    import cupy
+
+    return cupy
+
+
+def _rows_of(logits, labels):
+    """Labels (batch-shaped) rechunked like the logits' batch axes."""
+    return labels.rechunk(logits.chunks[:-1])
+
+
+def _fused_blocks(block_fn, logits, extra, want_grad, out_dtype):
+    """Run ``block_fn(x, *extra_blocks)`` per block of rows; returns (loss, grad or None).
+
+    ``extra`` is a list of (array, index) pairs; ``block_fn`` returns the loss
+    block, or (loss, grad) when ``want_grad``; the two are carried as one block
+    with an extra class column so that each block is computed once.
+    """
+    da = _da()
+    batch = _BATCH[:logits.ndim - 1]
+    args = [logits, batch + _CLASS]
+    for array, index in extra:
+        args += [array, index]
+    num_classes = logits.shape[-1]
+    if not want_grad:
+        return da.blockwise(block_fn, batch, *args, dtype=out_dtype, concatenate=True), None
+
+    def both(*blocks):
+        loss, grad = block_fn(*blocks)
+        xp = _namespace_of(grad)
+        return xp.concatenate([grad, xp.asarray(loss, grad.dtype)[..., None]], axis=-1)
+
+    combined = da.blockwise(both, batch + _CLASS, *args, dtype=out_dtype, concatenate=True,
+                            adjust_chunks={_CLASS: num_classes + 1})
+    return combined[..., num_classes], combined[..., :num_classes]
+
+
+# --- nn ---------------------------------------------------------------------------------------
+
+def sparse_softmax_cross_entropy_with_logits(labels, logits, return_grad, out, grad_out,
+                                             n_threads, validate, scale=None):
+    """As :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`, lazily.
+
+    ``scale`` (internal): a Dask array of per-row gradient factors and loss
+    weights, and a 0-d Dask array that is true when they must all be zero.
+    """
+    from . import losses, nn
+
+    _no_out(out, grad_out)
+    logits = _as_dask(logits, "logits")
+    labels = _as_dask(labels, "labels")
+    _dtype_check(logits)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels must have the shape of logits without its last axis: "
+                         f"labels shape {labels.shape}, logits shape {logits.shape}")
+    if logits.shape[-1] == 0:
+        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
+    _one_class_chunk(logits)
+    batch = _BATCH[:logits.ndim - 1]
+    extra = [(_rows_of(logits, labels), batch)]
+    if scale is None:
+        def block(x, t):
+            return nn.sparse_softmax_cross_entropy_with_logits(
+                labels=t, logits=x, return_grad=return_grad, n_threads=n_threads,
+                validate=validate)
+    else:
+        weights, all_zero = scale
+        extra += [(weights.rechunk(logits.chunks[:-1]), batch), (all_zero, "")]
+
+        def block(x, t, w, zero):
+            result = losses.sparse_softmax_cross_entropy(
+                t, x, weights=w, reduction="none", return_grad=return_grad,
+                n_threads=n_threads, validate=validate)
+            if return_grad and bool(zero):
+                return result[0], _namespace_of(result[1]).zeros_like(result[1])
+            return result
+    loss, grad = _fused_blocks(block, logits, extra, return_grad, logits.dtype)
+    return (loss, grad) if return_grad else loss
+
+
+def dense_softmax_cross_entropy(labels, logits, axis, return_grad, return_labels_grad, out,
+                                grad_out, n_threads, label_smoothing=0.0, scale=None):
+    """As the dense ``nn`` functions (and, with ``label_smoothing``/``scale``, the losses), lazily."""
+    from . import losses, nn
+
+    da = _da()
+    _no_out(out, grad_out)
+    logits = _as_dask(logits, "logits")
+    labels = _as_dask(labels, "labels")
+    _dtype_check(logits)
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"labels must be a real numeric array, got dtype {labels.dtype}")
+    axis = _checks.normalize_axis(axis, logits.ndim)
+    labels_shape = labels.shape
+    try:
+        labels = da.broadcast_to(labels, logits.shape)
+    except ValueError:
+        raise ValueError(f"labels shape {labels_shape} does not broadcast to logits shape "
+                         f"{logits.shape}") from None
+    x = da.moveaxis(logits, axis, -1).rechunk({logits.ndim - 1: -1})
+    y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
+    batch = _BATCH[:x.ndim - 1]
+    want_grad = return_grad or return_labels_grad
+
+    if scale is None:
+        def block(xb, yb):
+            if return_grad and return_labels_grad:
+                loss, g, gy = nn.softmax_cross_entropy_with_logits(
+                    labels=yb, logits=xb, return_grad=True, return_labels_grad=True,
+                    n_threads=n_threads)
+                return loss, _namespace_of(g).concatenate([g, gy], axis=-1)
+            return nn.softmax_cross_entropy_with_logits(
+                labels=yb, logits=xb, return_grad=return_grad,
+                return_labels_grad=return_labels_grad, n_threads=n_threads)
+        extra = [(y, batch + _CLASS)]
+    else:
+        weights, all_zero = scale
+
+        def block(xb, yb, w, zero):
+            result = losses.softmax_cross_entropy(
+                yb, xb, weights=w, label_smoothing=label_smoothing, reduction="none",
+                return_grad=return_grad, n_threads=n_threads)
+            if return_grad and bool(zero):
+                return result[0], _namespace_of(result[1]).zeros_like(result[1])
+            return result
+        extra = [(y, batch + _CLASS), (weights.rechunk(x.chunks[:-1]), batch), (all_zero, "")]
+
+    if return_grad and return_labels_grad:
+        # both gradients ride in one block: [grad | labels_grad | loss]
+        num_classes = x.shape[-1]
+        loss, both = _fused_blocks_wide(block, x, extra, 2 * num_classes)
+        grad = da.moveaxis(both[..., :num_classes], -1, axis)
+        labels_grad = da.moveaxis(both[..., num_classes:], -1, axis)
+        labels_grad = _sum_to_shape(labels_grad, labels_shape)
+        return loss, grad, labels_grad
+    loss, grad = _fused_blocks(block, x, extra, want_grad, logits.dtype)
+    if not want_grad:
+        return loss
+    grad = da.moveaxis(grad, -1, axis)
+    if return_labels_grad:
+        return loss, _sum_to_shape(grad, labels_shape)
+    return loss, grad
+
+
+def _fused_blocks_wide(block_fn, x, extra, width):
+    da = _da()
+    batch = _BATCH[:x.ndim - 1]
+    args = [x, batch + _CLASS]
+    for array, index in extra:
+        args += [array, index]
+
+    def both(*blocks):
+        loss, wide = block_fn(*blocks)
+        xp = _namespace_of(wide)
+        return xp.concatenate([wide, xp.asarray(loss, wide.dtype)[..., None]], axis=-1)
+
+    combined = da.blockwise(both, batch + _CLASS, *args, dtype=x.dtype, concatenate=True,
+                            adjust_chunks={_CLASS: width + 1})
+    return combined[..., width], combined[..., :width]
+
+
+def _sum_to_shape(full, shape):
+    lead = full.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
+    if not axes:
+        return full
+    return full.sum(axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
+
+
+# --- weights and reductions -----------------------------------------------------------------
+
+def weighting(weights, losses_shape, reduction):
+    """(per-row factor w_i / denominator broadcast to the losses, all-zero flag, reduce)."""
+    from .losses import Reduction
+
+    da = _da()
+    reduction = Reduction.validate(reduction)
+    if weights is None:
+        raise ValueError("weights must be given (a scalar or an array), got None")
+    w = weights if isinstance(weights, da.Array) else da.asarray(np.asarray(weights))
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
+    losses_shape = tuple(losses_shape)
+    if w.ndim != 0 and (w.ndim != len(losses_shape)
+                        or any(d not in (1, n) for d, n in zip(w.shape, losses_shape))):
+        raise ValueError(f"weights can not be broadcast to values. values.shape={losses_shape}, "
+                         f"weights.shape={w.shape}")
+    wb = da.broadcast_to(w.astype(np.float64), losses_shape)
+    if reduction in (Reduction.NONE, Reduction.SUM):
+        denominator = da.asarray(np.float64(1.0))
+    elif reduction == Reduction.MEAN:
+        denominator = wb.sum()
+    elif reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
+        denominator = (wb != 0).sum().astype(np.float64)
+    else:
+        denominator = da.asarray(np.float64(np.prod(losses_shape)))
+    zero = denominator == 0
+    factor = da.where(zero, 0.0, wb / da.where(zero, 1.0, denominator))
+
+    def reduce(weighted_losses, dtype):
+        if reduction == Reduction.NONE:
+            return weighted_losses.astype(dtype)
+        return da.where(zero, 0.0, weighted_losses.sum(dtype=np.float64)).astype(dtype)
+
+    return factor, zero, reduce
