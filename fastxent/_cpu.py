@@ -12,6 +12,8 @@ Backend interface (every backend module provides these):
 ``first_invalid_label(labels, num_classes)``
     labels (N,) int64 contiguous: the index of the first label outside
     ``[0, num_classes)``, or -1.
+``row_partials``, ``sparse_grad_given``, ``dense_sums_given``, ``dense_grad_given``
+    the pieces of a class axis split across blocks (see ``fastxent._dask``).
 ``info()``
     a dict describing the backend build.
 ``xp``, ``checks_labels``
@@ -24,7 +26,15 @@ import numpy as xp
 
 try:
     from ._kernels import build_info as info
-    from ._kernels import dense_rows, first_invalid_label, sparse_rows
+    from ._kernels import (
+        dense_grad_given,
+        dense_rows,
+        dense_sums_given,
+        first_invalid_label,
+        row_partials,
+        sparse_grad_given,
+        sparse_rows,
+    )
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was installed
     here = pathlib.Path(__file__).resolve().parent
     raise ImportError(
@@ -35,4 +45,6 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was
 
 checks_labels = True
 
-__all__ = ["checks_labels", "dense_rows", "first_invalid_label", "info", "sparse_rows", "xp"]
+__all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",
+           "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",
+           "xp"]

@@ -1,10 +1,18 @@
 """The Dask backend: every public function on Dask arrays, lazily, through Dask's scheduler.
 
-Each block of rows (the class axis in one chunk) is computed by the public
-function itself on the block's NumPy or CuPy chunk, so the chunk type picks the
-CPU or CUDA kernels, and the loss and the gradient come from one kernel call
-per block. Weights and reductions are Dask reductions; the per-row factor
-``w_i / denominator`` goes into that same per-block call.
+Class axis in one chunk: each block of rows is computed by the public function
+itself on the block's NumPy or CuPy chunk, so the chunk type picks the CPU or
+CUDA kernels, and the loss and the gradient come from one kernel call per block.
+
+Class axis split across chunks (a vocabulary too large for one worker): each
+block computes its rows' partial normalizers (and, for sparse labels, the
+target logit when the target falls in the block); the partials of a row are
+combined across its blocks with the log-sum-exp rule (``fastxent._lse``); the
+loss follows, and each block writes its slice of the gradient from the combined
+normalizer. The class axis is never rechunked. (NumPy chunks only, for now.)
+
+Weights and reductions are Dask reductions; the per-row factor
+``w_i / denominator`` goes into the per-block calls.
 
 Imported only when a call gets a Dask array (``fastxent._dispatch``); Dask is an
 optional dependency (``pip install fastxent[dask]``).
@@ -12,7 +20,8 @@ optional dependency (``pip install fastxent[dask]``).
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _lse
+from ._errors import InvalidArgumentError
 
 lazy = True
 _BATCH = "abcdefghijklmnopqrstuvwxy"
@@ -45,11 +54,142 @@ def _dtype_check(logits):
         raise ValueError("logits must have rank >= 1 (a class axis), got a scalar")
 
 
-def _one_class_chunk(logits):
-    if logits.numblocks[-1] != 1:
+# --- a class axis split across chunks -----------------------------------------------------------
+
+def _cpu_chunk(x):
+    if not isinstance(x, np.ndarray):
         raise NotImplementedError(
-            "the class axis of Dask logits must be one chunk for now (rechunk it: "
-            f"logits.rechunk({{{logits.ndim - 1}: -1}})); got chunks {logits.chunks[-1]}")
+            "a class axis split across chunks needs NumPy chunks for now; rechunk the class "
+            "axis into one chunk for CuPy chunks")
+    from . import _cpu
+
+    return _cpu
+
+
+def _class_offsets(logits):
+    da = _da()
+    offsets = np.cumsum((0,) + logits.chunks[-1][:-1]).astype(np.int64)
+    return da.from_array(offsets, chunks=1)
+
+
+def _split_normalizer(logits, labels=None, check_labels=False):
+    """Per row of logits whose class axis is split: (m, r) combined over the row's
+    blocks, and for sparse labels the target logit: an array of batch + (2 or 3,)."""
+    da = _da()
+    batch = _BATCH[:logits.ndim - 1]
+    num_classes = logits.shape[-1]
+    width = 2 if labels is None else 3
+
+    def partial_block(x, offset, *label_block):
+        rows = x.reshape(-1, x.shape[-1])
+        m, r = np.empty(len(rows)), np.empty(len(rows))
+        _cpu_chunk(x).row_partials(rows, m, r)
+        out = [m, r]
+        if label_block:
+            t = label_block[0].reshape(-1)
+            if check_labels and offset[0] == 0:
+                bad = np.flatnonzero((t < 0) | (t >= num_classes))
+                if bad.size:
+                    raise InvalidArgumentError(
+                        f"Received a label value of {t[bad[0]]} which is outside the valid "
+                        f"range of [0, {num_classes}). (Position {int(bad[0])} of its block.)")
+            local = t - offset[0]
+            inside = (local >= 0) & (local < rows.shape[1])
+            picked = rows[np.arange(len(rows)), np.clip(local, 0, rows.shape[1] - 1)]
+            out.append(np.where(inside, picked.astype(np.float64), 0.0))
+        return np.stack(out, -1).reshape(x.shape[:-1] + (width,))
+
+    args = [logits, batch + _CLASS, _class_offsets(logits), _CLASS]
+    if labels is not None:
+        args += [labels, batch]
+    parts = da.blockwise(partial_block, batch + _CLASS, *args, dtype=np.float64,
+                         concatenate=True, align_arrays=False, adjust_chunks={_CLASS: width})
+    parts = parts.rechunk({logits.ndim - 1: -1})
+
+    def combine_block(p):
+        p = p.reshape(p.shape[:-1] + (-1, width))
+        m, r = _lse.fold(p[..., 0], p[..., 1])
+        return np.stack([m, r] + ([p[..., 2].sum(-1)] if width == 3 else []), -1)
+
+    return parts.map_blocks(combine_block, dtype=np.float64,
+                            chunks=parts.chunks[:-1] + ((width,),))
+
+
+def _split_sparse(logits, labels, want_grad, check_labels, scale):
+    da = _da()
+    batch = _BATCH[:logits.ndim - 1]
+    norm = _split_normalizer(logits, labels, check_labels)
+    m, r, xt = norm[..., 0], norm[..., 1], norm[..., 2]
+    loss = (da.log1p(r) + (m - xt)).astype(logits.dtype)
+    if not want_grad:
+        return loss, None
+    weights, all_zero = scale if scale is not None else (None, False)
+    if weights is not None:
+        weights = weights.rechunk(logits.chunks[:-1])
+
+    def grad_block(x, offset, t, n, w, zero):
+        rows = x.reshape(-1, x.shape[-1])
+        if bool(zero):
+            return np.zeros_like(x)
+        n = n.reshape(-1, 3)
+        w = np.ones(len(rows)) if w is None else np.ascontiguousarray(w.reshape(-1), np.float64)
+        g = np.empty_like(rows)
+        _cpu_chunk(x).sparse_grad_given(
+            rows, np.ascontiguousarray(n[:, 0]), np.ascontiguousarray(n[:, 1]),
+            np.ascontiguousarray(n[:, 2]), (t.reshape(-1) - offset[0]).astype(np.int64), w, g)
+        return g.reshape(x.shape)
+
+    grad = da.blockwise(
+        grad_block, batch + _CLASS, logits, batch + _CLASS, _class_offsets(logits), _CLASS,
+        labels, batch, norm, batch + "w",
+        weights, None if weights is None else batch, all_zero, None if scale is None else "",
+        dtype=logits.dtype, concatenate=True, align_arrays=False)
+    return loss, grad
+
+
+def _split_dense(x, y, a, b, want_grad, scale):
+    """Loss, gradient and the combined normalizer of dense labels on a split class axis."""
+    da = _da()
+    batch = _BATCH[:x.ndim - 1]
+    norm = _split_normalizer(x)
+    m, r = norm[..., 0], norm[..., 1]
+
+    def sums_block(xb, yb, n):
+        rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
+        sum_y, sum_yx = np.empty(len(rows)), np.empty(len(rows))
+        _cpu_chunk(xb).dense_sums_given(rows, yrows, np.ascontiguousarray(n.reshape(-1, 2)[:, 0]),
+                                        a, b, sum_y, sum_yx)
+        return np.stack([sum_y, sum_yx], -1).reshape(xb.shape[:-1] + (2,))
+
+    sums = da.blockwise(sums_block, batch + _CLASS, x, batch + _CLASS, y, batch + _CLASS,
+                        norm, batch + "w", dtype=np.float64, concatenate=True,
+                        adjust_chunks={_CLASS: 2})
+    sums = sums.rechunk({x.ndim - 1: -1}).map_blocks(
+        lambda p: p.reshape(p.shape[:-1] + (-1, 2)).sum(-2), dtype=np.float64,
+        chunks=norm.chunks[:-1] + ((2,),))
+    loss = (sums[..., 0] * da.log1p(r) - sums[..., 1]).astype(x.dtype)
+    if not want_grad:
+        return loss, None, norm
+    weights, all_zero = scale if scale is not None else (None, False)
+    if weights is not None:
+        weights = weights.rechunk(x.chunks[:-1])
+
+    def grad_block(xb, yb, n, s2, w, zero):
+        rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
+        if bool(zero):
+            return np.zeros_like(xb)
+        n, s2 = n.reshape(-1, 2), s2.reshape(-1, 2)
+        w = np.ones(len(rows)) if w is None else np.ascontiguousarray(w.reshape(-1), np.float64)
+        g = np.empty_like(rows)
+        _cpu_chunk(xb).dense_grad_given(rows, yrows, np.ascontiguousarray(n[:, 0]), a, b,
+                                        w * s2[:, 0] / (1.0 + n[:, 1]), w, g)
+        return g.reshape(xb.shape)
+
+    grad = da.blockwise(
+        grad_block, batch + _CLASS, x, batch + _CLASS, y, batch + _CLASS, norm, batch + "w",
+        sums, batch + "w", weights, None if weights is None else batch,
+        all_zero, None if scale is None else "", dtype=x.dtype, concatenate=True)
+    return loss, grad, norm
 
 
 def _namespace_of(array):
@@ -114,8 +254,13 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits, return_grad, out, g
                          f"labels shape {labels.shape}, logits shape {logits.shape}")
     if logits.shape[-1] == 0:
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
-    _one_class_chunk(logits)
     batch = _BATCH[:logits.ndim - 1]
+    if logits.numblocks[-1] > 1:
+        check = (validate is None and isinstance(logits._meta, np.ndarray)) or bool(validate)
+        loss, grad = _split_sparse(logits, _rows_of(logits, labels), return_grad, check, scale)
+        if scale is not None:
+            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
+        return (loss, grad) if return_grad else loss
     extra = [(_rows_of(logits, labels), batch)]
     if scale is None:
         def block(x, t):
@@ -156,10 +301,23 @@ def dense_softmax_cross_entropy(labels, logits, axis, return_grad, return_labels
     except ValueError:
         raise ValueError(f"labels shape {labels_shape} does not broadcast to logits shape "
                          f"{logits.shape}") from None
-    x = da.moveaxis(logits, axis, -1).rechunk({logits.ndim - 1: -1})
+    x = da.moveaxis(logits, axis, -1)
     y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
     batch = _BATCH[:x.ndim - 1]
     want_grad = return_grad or return_labels_grad
+    if x.numblocks[-1] > 1:
+        num_classes = x.shape[-1]
+        a, b = 1.0 - label_smoothing, label_smoothing / num_classes if num_classes else 0.0
+        loss, grad, norm = _split_dense(x, y, a, b, return_grad, scale)
+        results = [loss if scale is None
+                   else (loss.astype(np.float64) * scale[0]).astype(logits.dtype)]
+        if return_grad:
+            results.append(da.moveaxis(grad, -1, axis))
+        if return_labels_grad:
+            m, r = norm[..., 0:1], norm[..., 1:2]
+            labels_grad = (a * (da.log1p(r) + m - x)).astype(logits.dtype)
+            results.append(_sum_to_shape(da.moveaxis(labels_grad, -1, axis), labels_shape))
+        return tuple(results) if len(results) > 1 else results[0]
 
     if scale is None:
         def block(xb, yb):

@@ -686,6 +686,184 @@ def first_invalid_label(const int64_t[::1] labels, Py_ssize_t num_classes):
     return first
 
 
+# --- partials for a class axis split across blocks (the Dask backend) -----------------------
+#
+# A block holds every row of some rows but only a slice of their classes. These
+# run serially within a block (Dask runs blocks in parallel) and use the same
+# per-part kernels and combine rule as a whole row.
+
+cdef void _partials(real *witness, Strided *x, double *m_out, double *r_out,
+                    real *buf) noexcept nogil:
+    cdef Py_ssize_t i, k, part, length, c = x.cols
+    cdef bint direct = _direct(x, F64 if real is double else F32)
+    cdef double m, r, mp, rp
+    cdef real *xr
+    for i in range(x.rows):
+        xr = _row(x, i, direct, buf)
+        m = -INFINITY
+        r = -1.0
+        for part in range((c + FX_PART - 1) // FX_PART):
+            k = part * FX_PART
+            length = min(<Py_ssize_t>FX_PART, c - k)
+            if real is float:
+                _active.normalizer_part_f32(xr + k, length, &mp, &rp)
+            else:
+                _active.normalizer_part_f64(xr + k, length, &mp, &rp)
+            fx_combine(&m, &r, mp, rp)
+        m_out[i] = m
+        r_out[i] = r
+
+
+def row_partials(cnp.ndarray logits, double[::1] m_out, double[::1] r_out):
+    """The partial normalizer (m, r) of each row of a block of logits (N, C_block).
+
+    ``sum(exp(x - m)) = 1 + r`` over the block's entries; (-inf, -1) when they are
+    all -inf. Combine blocks with the log-sum-exp rule (``fastxent._lse``).
+    """
+    cdef Strided x = _strided(logits)
+    cdef _Scratch scratch = _Scratch(1, x.cols * 8 + 8)
+    if x.rows == 0:
+        return
+    with nogil:
+        if x.kind == F64:
+            _partials(<double *>NULL, &x, &m_out[0], &r_out[0], <double *>scratch.block)
+        else:
+            _partials(<float *>NULL, &x, &m_out[0], &r_out[0], <float *>scratch.block)
+
+
+cdef void _sparse_grad_given(real *witness, Strided *x, const double *m, const double *r,
+                             const double *xt, const int64_t *local, const double *scale,
+                             Strided *g, real *xbuf, real *gbuf) noexcept nogil:
+    cdef Py_ssize_t i, t, c = x.cols
+    cdef int kind = F64 if real is double else F32
+    cdef bint x_direct = _direct(x, kind), g_direct = _direct(g, kind)
+    cdef real *xr
+    cdef real *gr
+    for i in range(x.rows):
+        xr = _row(x, i, x_direct, xbuf)
+        gr = <real *>(g.data + i * g.row_stride) if g_direct else gbuf
+        if real is float:
+            _active.sparse_grad_part_f32(xr, c, m[i], scale[i] / (1.0 + r[i]), gr)
+        else:
+            _active.sparse_grad_part_f64(xr, c, m[i], scale[i] / (1.0 + r[i]), gr)
+        t = local[i]
+        if 0 <= t < c:
+            gr[t] = <real>fx_sparse_target_grad(m[i], r[i], xt[i], scale[i])
+        if not g_direct:
+            _scatter(g, i, gr)
+
+
+def sparse_grad_given(cnp.ndarray logits, const double[::1] m, const double[::1] r,
+                      const double[::1] xt, const int64_t[::1] local_labels,
+                      const double[::1] scale, cnp.ndarray grad):
+    """``grad = scale * (exp(x - m) / (1 + r) - onehot)`` for a block of classes.
+
+    ``m``, ``r`` are the whole rows' normalizers, ``xt`` their target logits,
+    ``local_labels`` the targets' positions in this block (outside [0, C_block):
+    the target is in another block). One entry per row for every array.
+    """
+    cdef Strided x = _strided(logits)
+    cdef Strided g = _strided(grad)
+    cdef _Scratch scratch = _Scratch(1, 2 * (x.cols * 8 + 8))
+    cdef Py_ssize_t half = (x.cols * 8 + 8)
+    if x.rows == 0:
+        return
+    with nogil:
+        if x.kind == F64:
+            _sparse_grad_given(<double *>NULL, &x, &m[0], &r[0], &xt[0], &local_labels[0],
+                               &scale[0], &g, <double *>scratch.block,
+                               <double *>(scratch.block + half))
+        else:
+            _sparse_grad_given(<float *>NULL, &x, &m[0], &r[0], &xt[0], &local_labels[0],
+                               &scale[0], &g, <float *>scratch.block,
+                               <float *>(scratch.block + half))
+
+
+cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, double a,
+                       double b, double *sum_y, double *sum_yx, const double *p_scale,
+                       const double *y_scale, Strided *g, real *xbuf, real *ybuf,
+                       real *gbuf) noexcept nogil:
+    """Sums (when g is NULL) or the gradient (when it is not) of a block of classes."""
+    cdef Py_ssize_t i, k, part, length, c = x.cols
+    cdef int kind = F64 if real is double else F32
+    cdef bint x_direct = _direct(x, kind), y_direct = _direct(y, kind)
+    cdef bint g_direct = _direct(g, kind)
+    cdef double sy, syx, total_y, total_yx
+    cdef real *xr
+    cdef real *yr
+    cdef real *gr
+    for i in range(x.rows):
+        xr = _row(x, i, x_direct, xbuf)
+        yr = _row(y, i, y_direct, ybuf)
+        if g == NULL:
+            total_y = 0.0
+            total_yx = 0.0
+            for part in range((c + FX_PART - 1) // FX_PART):
+                k = part * FX_PART
+                length = min(<Py_ssize_t>FX_PART, c - k)
+                if real is float:
+                    _active.dense_sums_part_f32(xr + k, yr + k, length, m[i], a, b, 0.0, 0.0,
+                                                NULL, &sy, &syx)
+                else:
+                    _active.dense_sums_part_f64(xr + k, yr + k, length, m[i], a, b, 0.0, 0.0,
+                                                NULL, &sy, &syx)
+                total_y += sy
+                total_yx += syx
+            sum_y[i] = total_y
+            sum_yx[i] = total_yx
+        else:
+            gr = <real *>(g.data + i * g.row_stride) if g_direct else gbuf
+            if real is float:
+                _active.dense_grad_part_f32(xr, yr, c, m[i], a, b, p_scale[i], y_scale[i], gr)
+            else:
+                _active.dense_grad_part_f64(xr, yr, c, m[i], a, b, p_scale[i], y_scale[i], gr)
+            if not g_direct:
+                _scatter(g, i, gr)
+
+
+def dense_sums_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m, double a,
+                     double b, double[::1] sum_y, double[::1] sum_yx):
+    """Per row of a block of classes: ``sum(y')`` and ``sum over y' != 0 of y' (x - m)``,
+    with ``y' = a * labels + b`` and ``m`` the whole rows' max."""
+    cdef Strided x = _strided(logits)
+    cdef Strided y = _strided(labels)
+    cdef Py_ssize_t part = x.cols * 8 + 8
+    cdef _Scratch scratch = _Scratch(1, 3 * part)
+    if x.rows == 0:
+        return
+    with nogil:
+        if x.kind == F64:
+            _dense_given(<double *>NULL, &x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL,
+                         NULL, <double *>scratch.block, <double *>(scratch.block + part),
+                         <double *>(scratch.block + 2 * part))
+        else:
+            _dense_given(<float *>NULL, &x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL,
+                         NULL, <float *>scratch.block, <float *>(scratch.block + part),
+                         <float *>(scratch.block + 2 * part))
+
+
+def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m, double a,
+                     double b, const double[::1] p_scale, const double[::1] y_scale,
+                     cnp.ndarray grad):
+    """``grad = exp(x - m) * p_scale - y_scale * y'`` per row of a block of classes."""
+    cdef Strided x = _strided(logits)
+    cdef Strided y = _strided(labels)
+    cdef Strided g = _strided(grad)
+    cdef Py_ssize_t part = x.cols * 8 + 8
+    cdef _Scratch scratch = _Scratch(1, 3 * part)
+    if x.rows == 0:
+        return
+    with nogil:
+        if x.kind == F64:
+            _dense_given(<double *>NULL, &x, &y, &m[0], a, b, NULL, NULL, &p_scale[0],
+                         &y_scale[0], &g, <double *>scratch.block,
+                         <double *>(scratch.block + part), <double *>(scratch.block + 2 * part))
+        else:
+            _dense_given(<float *>NULL, &x, &y, &m[0], a, b, NULL, NULL, &p_scale[0],
+                         &y_scale[0], &g, <float *>scratch.block,
+                         <float *>(scratch.block + part), <float *>(scratch.block + 2 * part))
+
+
 # --- test hooks and facts -------------------------------------------------------------------
 
 def exp_nonpositive(cnp.ndarray values, cnp.ndarray out):

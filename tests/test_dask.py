@@ -1,8 +1,8 @@
 """Every function on Dask arrays, lazily, against the NumPy results.
 
 Run on the threaded scheduler and on a dask.distributed LocalCluster of two
-worker processes. Row chunks are uneven; the class axis is one chunk (a class
-axis split across chunks is not supported yet: it raises NotImplementedError).
+worker processes. Row chunks are uneven; the class axis is one chunk, or split
+into three uneven chunks (combined across chunks with the log-sum-exp rule).
 """
 
 import numpy as np
@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 
 ROW_CHUNKS = (7, 30, 1, 22)  # 60 rows, uneven
 CLASSES = 9
+CLASS_CHUNKS = {"one class chunk": (CLASSES,), "classes split in 3": (2, 4, 3)}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,22 @@ def data(rng):
     return logits, labels, y, weights
 
 
+@pytest.fixture(params=list(CLASS_CHUNKS), autouse=True)
+def class_chunks(request):
+    global _CLASS_CHUNKS
+    _CLASS_CHUNKS = CLASS_CHUNKS[request.param]
+    return _CLASS_CHUNKS
+
+
+_CLASS_CHUNKS = (CLASSES,)
+
+
 def lazy(array, rows=ROW_CHUNKS):
+    """A Dask array of ``array``: uneven rows; the class axis as the current test's."""
     array = np.asarray(array)
     chunks = (rows,) + tuple((d,) for d in array.shape[1:])
+    if array.ndim == 2 and array.shape[1] == CLASSES:
+        chunks = (rows, _CLASS_CHUNKS)
     return da.from_array(array, chunks=chunks)
 
 
@@ -71,10 +85,9 @@ def test_sparse(scheduler, data):
 def test_dense_both_gradients(scheduler, data, axis):
     logits, _, y, _ = data
     x, yy = np.moveaxis(logits, -1, axis), np.moveaxis(y, -1, axis)
-    chunks = ROW_CHUNKS if axis == -1 else (3, 6)
+    chunks = (_CLASS_CHUNKS, ROW_CHUNKS) if axis == 0 else (ROW_CHUNKS, _CLASS_CHUNKS)
     got = nn.softmax_cross_entropy_with_logits(
-        labels=da.from_array(yy, chunks=(chunks, 60) if axis == 0 else (chunks, CLASSES)),
-        logits=da.from_array(x, chunks=(chunks, 60) if axis == 0 else (chunks, CLASSES)),
+        labels=da.from_array(yy, chunks=chunks), logits=da.from_array(x, chunks=chunks),
         axis=axis, return_grad=True, return_labels_grad=True)
     want = nn.softmax_cross_entropy_with_logits(labels=yy, logits=x, axis=axis,
                                                 return_grad=True, return_labels_grad=True)
@@ -160,8 +173,31 @@ def test_bad_labels_raise_at_compute(scheduler, data):
         scheduler(loss)
 
 
-def test_class_axis_split_is_not_supported_yet(data):
+def test_split_class_axis_with_special_values(scheduler, data):
     logits, labels, _, _ = data
-    with pytest.raises(NotImplementedError, match="rechunk"):
-        nn.sparse_softmax_cross_entropy_with_logits(
-            labels=lazy(labels), logits=da.from_array(logits, chunks=(20, (3, 6))))
+    logits = logits.copy()
+    logits[0, 2:6] = -np.inf          # a whole class chunk of -inf
+    logits[1, :] = -np.inf            # a whole row
+    logits[2, 7] = np.nan
+    logits[3, 0] = np.inf
+    logits[4, 3] = 40.0               # a confident row
+    labels = labels.copy()
+    labels[4] = 3
+    got = nn.sparse_softmax_cross_entropy_with_logits(labels=lazy(labels), logits=lazy(logits),
+                                                      return_grad=True)
+    want = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                       return_grad=True)
+    for g, w in zip(scheduler(*got), want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_split_class_axis_is_never_rechunked(data, class_chunks):
+    logits, labels, _, _ = data
+    x = lazy(logits)
+    loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=lazy(labels), logits=x,
+                                                             return_grad=True)
+    assert grad.chunks == x.chunks
+    graph = grad.__dask_graph__()
+    for name, dependencies in graph.dependencies.items():
+        # only the small per-row partials are gathered; the logits never are
+        assert not (name.startswith("rechunk") and x.name in dependencies), name

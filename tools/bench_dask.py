@@ -7,6 +7,7 @@ held either), and reports each worker's peak resident memory against the
 chunk's size. Usage::
 
     python tools/bench_dask.py [--rows 2000000] [--classes 1000] [--chunks 50000,200000]
+                               [--class-chunks 4]
 """
 
 import argparse
@@ -30,10 +31,12 @@ def main():
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--chunks", default="50000,200000")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--class-chunks", type=int, default=1,
+                        help="split the class axis into this many chunks")
     args = parser.parse_args()
     print(f"fastxent {fastxent.__version__}; {args.rows} x {args.classes} float32 "
           f"({args.rows * args.classes * 4 / 1e9:.1f} GB of logits), {args.workers} worker "
-          "processes x 1 thread\n")
+          f"processes x 1 thread, class axis in {args.class_chunks} chunk(s)\n")
     print("| row chunk | chunk MB | generate + sum s (no fastxent) | mean loss s "
           "| mean loss + grad s | worker peak RSS MB |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -42,8 +45,9 @@ def main():
                           dashboard_address=None, memory_limit="10GB") as cluster, \
                 Client(cluster) as client:
             rng = da.random.default_rng(0)
+            class_chunk = -(-args.classes // args.class_chunks)
             logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32,
-                                         chunks=(rows_per_chunk, args.classes))
+                                         chunks=(rows_per_chunk, class_chunk))
             labels = rng.integers(0, args.classes, args.rows, chunks=rows_per_chunk)
             start = time.perf_counter()
             logits.sum(dtype=np.float64).compute()
@@ -60,7 +64,7 @@ def main():
             both_s = time.perf_counter() - start
             assert np.isclose(value, float(value2), rtol=1e-5) and np.isfinite(grad_norm)
             peaks = client.run(peak_rss_mb)
-            print(f"| {rows_per_chunk} | {rows_per_chunk * args.classes * 4 / 1e6:.0f} "
+            print(f"| {rows_per_chunk} | {rows_per_chunk * class_chunk * 4 / 1e6:.0f} "
                   f"| {baseline_s:.1f} | {loss_s:.1f} | {both_s:.1f} | "
                   f"{max(peaks.values()):.0f} |", flush=True)
     print("\nTimes include generating the logits on the workers (NumPy's normal generator), "

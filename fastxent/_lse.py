@@ -1,0 +1,30 @@
+"""The log-sum-exp combine rule, for arrays of partial normalizers.
+
+The same rule as ``fx_combine`` in ``_src/fx_kernels.h`` and the CUDA kernels: a
+row's normalizer is ``(m, r)`` with ``sum(exp(x - m)) = 1 + r``; ``(-inf, -1)``
+is the empty normalizer; a NaN ``r`` stays NaN.
+"""
+
+import numpy as np
+
+
+def fx_combine(m1, r1, m2, r2, xp=np):
+    """Combine two arrays of partial normalizers elementwise; returns (m, r)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        empty1 = (m1 == -np.inf) & (r1 == -1)
+        empty2 = (m2 == -np.inf) & (r2 == -1)
+        first = m1 >= m2
+        m = xp.where(first, m1, m2)
+        r = xp.where(first, r1 + (1 + r2) * xp.exp(m2 - m1), r2 + (1 + r1) * xp.exp(m1 - m2))
+        r = xp.where(empty1, r2, xp.where(empty2, r1, r))
+        m = xp.where(empty1, m2, xp.where(empty2, m1, m))
+    return m, r
+
+
+def fold(m, r, xp=np):
+    """Combine partials along the last axis, in order; a row with no entry above -inf
+    (all its partials empty) gets r = NaN, as the kernels give a whole row."""
+    total_m, total_r = m[..., 0], r[..., 0]
+    for k in range(1, m.shape[-1]):
+        total_m, total_r = fx_combine(total_m, total_r, m[..., k], r[..., k], xp)
+    return total_m, xp.where(total_m == -np.inf, np.nan, total_r)
