@@ -104,15 +104,25 @@ def _split_normalizer(logits, labels=None, check_labels=False):
         args += [labels, batch]
     parts = da.blockwise(partial_block, batch + _CLASS, *args, dtype=np.float64,
                          concatenate=True, align_arrays=False, adjust_chunks={_CLASS: width})
-    parts = parts.rechunk({logits.ndim - 1: -1})
+    last = logits.ndim - 1
 
     def combine_block(p):
         p = p.reshape(p.shape[:-1] + (-1, width))
         m, r = _lse.fold(p[..., 0], p[..., 1])
         return np.stack([m, r] + ([p[..., 2].sum(-1)] if width == 3 else []), -1)
 
-    return parts.map_blocks(combine_block, dtype=np.float64,
-                            chunks=parts.chunks[:-1] + ((width,),))
+    # A tree: neighbouring blocks' partials are combined pairwise, log2(blocks) levels.
+    while parts.numblocks[-1] > 1:
+        pairs = parts.numblocks[-1]
+        merged = (2 * width,) * (pairs // 2) + ((width,) if pairs % 2 else ())
+        parts = parts.rechunk({last: merged}).map_blocks(
+            combine_block, dtype=np.float64, chunks=parts.chunks[:-1] + ((width,) * len(merged),))
+
+    def finish_block(p):
+        m, r = _lse.finish(p[..., 0], p[..., 1])
+        return np.stack([m, r] + ([p[..., 2]] if width == 3 else []), -1)
+
+    return parts.map_blocks(finish_block, dtype=np.float64)
 
 
 def _split_sparse(logits, labels, want_grad, check_labels, scale):

@@ -22,9 +22,14 @@ def fx_combine(m1, r1, m2, r2, xp=np):
 
 
 def fold(m, r, xp=np):
-    """Combine partials along the last axis, in order; a row with no entry above -inf
-    (all its partials empty) gets r = NaN, as the kernels give a whole row."""
+    """Combine partials along the last axis, in order (still a partial: empty stays empty)."""
     total_m, total_r = m[..., 0], r[..., 0]
     for k in range(1, m.shape[-1]):
         total_m, total_r = fx_combine(total_m, total_r, m[..., k], r[..., k], xp)
-    return total_m, xp.where(total_m == -np.inf, np.nan, total_r)
+    return total_m, total_r
+
+
+def finish(m, r, xp=np):
+    """A whole row's normalizer from its combined partials: a row with no entry above
+    -inf gets r = NaN, as the kernels give it."""
+    return m, xp.where(m == -np.inf, np.nan, r)
