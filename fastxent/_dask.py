@@ -129,8 +129,12 @@ def _split_sparse(logits, labels, want_grad, check_labels, scale):
     da = _da()
     batch = _BATCH[:logits.ndim - 1]
     norm = _split_normalizer(logits, labels, check_labels)
-    m, r, xt = norm[..., 0], norm[..., 1], norm[..., 2]
-    loss = (da.log1p(r) + (m - xt)).astype(logits.dtype)
+
+    def loss_block(n):
+        with np.errstate(invalid="ignore"):  # NaN rows are NaN, quietly, as in the kernels
+            return (np.log1p(n[..., 1]) + (n[..., 0] - n[..., 2])).astype(logits.dtype)
+
+    loss = norm.map_blocks(loss_block, dtype=logits.dtype, drop_axis=logits.ndim - 1)
     if not want_grad:
         return loss, None
     weights, all_zero = scale if scale is not None else (None, False)
@@ -162,7 +166,6 @@ def _split_dense(x, y, a, b, want_grad, scale):
     da = _da()
     batch = _BATCH[:x.ndim - 1]
     norm = _split_normalizer(x)
-    m, r = norm[..., 0], norm[..., 1]
 
     def sums_block(xb, yb, n):
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
@@ -177,7 +180,11 @@ def _split_dense(x, y, a, b, want_grad, scale):
     sums = sums.rechunk({x.ndim - 1: -1}).map_blocks(
         lambda p: p.reshape(p.shape[:-1] + (-1, 2)).sum(-2), dtype=np.float64,
         chunks=norm.chunks[:-1] + ((2,),))
-    loss = (sums[..., 0] * da.log1p(r) - sums[..., 1]).astype(x.dtype)
+    def loss_block(n, s2):
+        with np.errstate(invalid="ignore"):
+            return (s2[..., 0] * np.log1p(n[..., 1]) - s2[..., 1]).astype(x.dtype)
+
+    loss = da.map_blocks(loss_block, norm, sums, dtype=x.dtype, drop_axis=x.ndim - 1)
     if not want_grad:
         return loss, None, norm
     weights, all_zero = scale if scale is not None else (None, False)
