@@ -20,8 +20,10 @@ BLOCK = 256            # threads per block
 WARP_ROW_MAX = 2048    # rows up to this many classes get a warp each; longer rows a block
 TPRS = (32, BLOCK)
 NAME_EXPRESSIONS = tuple(
-    f"fx_{kind}_rows<{ctype}, {tpr}>"
-    for kind in ("sparse", "dense") for ctype in CUDA_TYPES.values() for tpr in TPRS
+    f"fx_{kind}<{ctype}, {tpr}>"
+    for kind in ("sparse_rows", "dense_rows", "row_partials", "sparse_grad_given",
+                 "dense_sums_given", "dense_grad_given")
+    for ctype in CUDA_TYPES.values() for tpr in TPRS
 ) + ("fx_first_invalid_label",)
 COMPILE_OPTIONS = ("-std=c++14",)
 
@@ -150,6 +152,68 @@ def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=N
     for result in (out, g, gy):
         if result is not None:
             result.finish()
+
+
+# --- a class axis split across blocks (the Dask backend) ------------------------------------
+
+def _per_row(values):
+    return _cupy().ascontiguousarray(values, dtype=_cupy().float64)
+
+
+def row_partials(logits, m_out, r_out):
+    """As ``fastxent._kernels.row_partials``: partial normalizers of a block of classes."""
+    rows, cols = logits.shape
+    if rows == 0:
+        return
+    x = _rows_contiguous(logits)
+    tpr, grid, block = _launch_shape(rows, cols)
+    _kernel(f"fx_row_partials<{CUDA_TYPES[x.dtype]}, {tpr}>")(grid, block, (
+        x, np.int64(rows), np.int64(cols), _element_stride(x, 0), m_out, r_out))
+
+
+def sparse_grad_given(logits, m, r, xt, local_labels, scale, grad):
+    """As ``fastxent._kernels.sparse_grad_given``."""
+    cupy = _cupy()
+    rows, cols = logits.shape
+    if rows == 0:
+        return
+    x = _rows_contiguous(logits)
+    g = _Output(grad, x.dtype)
+    tpr, grid, block = _launch_shape(rows, cols)
+    _kernel(f"fx_sparse_grad_given<{CUDA_TYPES[x.dtype]}, {tpr}>")(grid, block, (
+        x, np.int64(rows), np.int64(cols), _element_stride(x, 0), _per_row(m), _per_row(r),
+        _per_row(xt), cupy.ascontiguousarray(local_labels, dtype=cupy.int64), _per_row(scale),
+        g.target, _element_stride(g.target, 0)))
+    g.finish()
+
+
+def dense_sums_given(logits, labels, m, a, b, sum_y, sum_yx):
+    """As ``fastxent._kernels.dense_sums_given``."""
+    rows, cols = logits.shape
+    if rows == 0:
+        return
+    x = _rows_contiguous(logits)
+    y = _rows_contiguous(labels if labels.dtype == x.dtype else labels.astype(x.dtype))
+    tpr, grid, block = _launch_shape(rows, cols)
+    _kernel(f"fx_dense_sums_given<{CUDA_TYPES[x.dtype]}, {tpr}>")(grid, block, (
+        x, np.int64(rows), np.int64(cols), _element_stride(x, 0), y, _element_stride(y, 0),
+        _per_row(m), np.float64(a), np.float64(b), sum_y, sum_yx))
+
+
+def dense_grad_given(logits, labels, m, a, b, p_scale, y_scale, grad):
+    """As ``fastxent._kernels.dense_grad_given``."""
+    rows, cols = logits.shape
+    if rows == 0:
+        return
+    x = _rows_contiguous(logits)
+    y = _rows_contiguous(labels if labels.dtype == x.dtype else labels.astype(x.dtype))
+    g = _Output(grad, x.dtype)
+    tpr, grid, block = _launch_shape(rows, cols)
+    _kernel(f"fx_dense_grad_given<{CUDA_TYPES[x.dtype]}, {tpr}>")(grid, block, (
+        x, np.int64(rows), np.int64(cols), _element_stride(x, 0), y, _element_stride(y, 0),
+        _per_row(m), np.float64(a), np.float64(b), _per_row(p_scale), _per_row(y_scale),
+        g.target, _element_stride(g.target, 0)))
+    g.finish()
 
 
 def first_invalid_label(labels, num_classes):

@@ -9,7 +9,8 @@ block computes its rows' partial normalizers (and, for sparse labels, the
 target logit when the target falls in the block); the partials of a row are
 combined across its blocks with the log-sum-exp rule (``fastxent._lse``); the
 loss follows, and each block writes its slice of the gradient from the combined
-normalizer. The class axis is never rechunked. (NumPy chunks only, for now.)
+normalizer. The class axis is never rechunked. NumPy chunks use the CPU
+kernels' partial entry points, CuPy chunks the CUDA ones.
 
 Weights and reductions are Dask reductions; the per-row factor
 ``w_i / denominator`` goes into the per-block calls.
@@ -56,14 +57,15 @@ def _dtype_check(logits):
 
 # --- a class axis split across chunks -----------------------------------------------------------
 
-def _cpu_chunk(x):
-    if not isinstance(x, np.ndarray):
-        raise NotImplementedError(
-            "a class axis split across chunks needs NumPy chunks for now; rechunk the class "
-            "axis into one chunk for CuPy chunks")
-    from . import _cpu
+def _chunk_backend(x):
+    """The backend for a computed chunk (CPU for NumPy, CUDA for CuPy) and its namespace."""
+    if isinstance(x, np.ndarray):
+        from . import _cpu
 
-    return _cpu
+        return _cpu, np
+    from . import _cuda
+
+    return _cuda, _namespace_of(x)
 
 
 def _class_offsets(logits):
@@ -81,23 +83,26 @@ def _split_normalizer(logits, labels=None, check_labels=False):
     width = 2 if labels is None else 3
 
     def partial_block(x, offset, *label_block):
+        backend, xp = _chunk_backend(x)
         rows = x.reshape(-1, x.shape[-1])
-        m, r = np.empty(len(rows)), np.empty(len(rows))
-        _cpu_chunk(x).row_partials(rows, m, r)
+        m, r = xp.empty(len(rows)), xp.empty(len(rows))
+        backend.row_partials(rows, m, r)
         out = [m, r]
         if label_block:
             t = label_block[0].reshape(-1)
-            if check_labels and offset[0] == 0:
-                bad = np.flatnonzero((t < 0) | (t >= num_classes))
+            offset = int(offset[0])
+            if check_labels and offset == 0:
+                bad = xp.flatnonzero((t < 0) | (t >= num_classes))
                 if bad.size:
+                    first = int(bad[0])
                     raise InvalidArgumentError(
-                        f"Received a label value of {t[bad[0]]} which is outside the valid "
-                        f"range of [0, {num_classes}). (Position {int(bad[0])} of its block.)")
-            local = t - offset[0]
+                        f"Received a label value of {int(t[first])} which is outside the valid "
+                        f"range of [0, {num_classes}). (Position {first} of its block.)")
+            local = t - offset
             inside = (local >= 0) & (local < rows.shape[1])
-            picked = rows[np.arange(len(rows)), np.clip(local, 0, rows.shape[1] - 1)]
-            out.append(np.where(inside, picked.astype(np.float64), 0.0))
-        return np.stack(out, -1).reshape(x.shape[:-1] + (width,))
+            picked = rows[xp.arange(len(rows)), xp.clip(local, 0, rows.shape[1] - 1)]
+            out.append(xp.where(inside, picked.astype(np.float64), 0.0))
+        return xp.stack(out, -1).reshape(x.shape[:-1] + (width,))
 
     args = [logits, batch + _CLASS, _class_offsets(logits), _CLASS]
     if labels is not None:
@@ -107,9 +112,10 @@ def _split_normalizer(logits, labels=None, check_labels=False):
     last = logits.ndim - 1
 
     def combine_block(p):
+        xp = _namespace_of(p)
         p = p.reshape(p.shape[:-1] + (-1, width))
-        m, r = _lse.fold(p[..., 0], p[..., 1])
-        return np.stack([m, r] + ([p[..., 2].sum(-1)] if width == 3 else []), -1)
+        m, r = _lse.fold(p[..., 0], p[..., 1], xp)
+        return xp.stack([m, r] + ([p[..., 2].sum(-1)] if width == 3 else []), -1)
 
     # A tree: neighbouring blocks' partials are combined pairwise, log2(blocks) levels.
     while parts.numblocks[-1] > 1:
@@ -119,8 +125,9 @@ def _split_normalizer(logits, labels=None, check_labels=False):
             combine_block, dtype=np.float64, chunks=parts.chunks[:-1] + ((width,) * len(merged),))
 
     def finish_block(p):
-        m, r = _lse.finish(p[..., 0], p[..., 1])
-        return np.stack([m, r] + ([p[..., 2]] if width == 3 else []), -1)
+        xp = _namespace_of(p)
+        m, r = _lse.finish(p[..., 0], p[..., 1], xp)
+        return xp.stack([m, r] + ([p[..., 2]] if width == 3 else []), -1)
 
     return parts.map_blocks(finish_block, dtype=np.float64)
 
@@ -131,8 +138,9 @@ def _split_sparse(logits, labels, want_grad, check_labels, scale):
     norm = _split_normalizer(logits, labels, check_labels)
 
     def loss_block(n):
+        xp = _namespace_of(n)
         with np.errstate(invalid="ignore"):  # NaN rows are NaN, quietly, as in the kernels
-            return (np.log1p(n[..., 1]) + (n[..., 0] - n[..., 2])).astype(logits.dtype)
+            return (xp.log1p(n[..., 1]) + (n[..., 0] - n[..., 2])).astype(logits.dtype)
 
     loss = norm.map_blocks(loss_block, dtype=logits.dtype, drop_axis=logits.ndim - 1)
     if not want_grad:
@@ -142,15 +150,17 @@ def _split_sparse(logits, labels, want_grad, check_labels, scale):
         weights = weights.rechunk(logits.chunks[:-1])
 
     def grad_block(x, offset, t, n, w, zero):
+        backend, xp = _chunk_backend(x)
         rows = x.reshape(-1, x.shape[-1])
         if bool(zero):
-            return np.zeros_like(x)
+            return xp.zeros_like(x)
         n = n.reshape(-1, 3)
-        w = np.ones(len(rows)) if w is None else np.ascontiguousarray(w.reshape(-1), np.float64)
-        g = np.empty_like(rows)
-        _cpu_chunk(x).sparse_grad_given(
-            rows, np.ascontiguousarray(n[:, 0]), np.ascontiguousarray(n[:, 1]),
-            np.ascontiguousarray(n[:, 2]), (t.reshape(-1) - offset[0]).astype(np.int64), w, g)
+        w = xp.ones(len(rows)) if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64)
+        g = xp.empty_like(rows)
+        backend.sparse_grad_given(
+            rows, xp.ascontiguousarray(n[:, 0]), xp.ascontiguousarray(n[:, 1]),
+            xp.ascontiguousarray(n[:, 2]), (t.reshape(-1) - int(offset[0])).astype(np.int64),
+            w, g)
         return g.reshape(x.shape)
 
     grad = da.blockwise(
@@ -168,11 +178,12 @@ def _split_dense(x, y, a, b, want_grad, scale):
     norm = _split_normalizer(x)
 
     def sums_block(xb, yb, n):
+        backend, xp = _chunk_backend(xb)
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
-        sum_y, sum_yx = np.empty(len(rows)), np.empty(len(rows))
-        _cpu_chunk(xb).dense_sums_given(rows, yrows, np.ascontiguousarray(n.reshape(-1, 2)[:, 0]),
-                                        a, b, sum_y, sum_yx)
-        return np.stack([sum_y, sum_yx], -1).reshape(xb.shape[:-1] + (2,))
+        sum_y, sum_yx = xp.empty(len(rows)), xp.empty(len(rows))
+        backend.dense_sums_given(rows, yrows, xp.ascontiguousarray(n.reshape(-1, 2)[:, 0]),
+                                 a, b, sum_y, sum_yx)
+        return xp.stack([sum_y, sum_yx], -1).reshape(xb.shape[:-1] + (2,))
 
     sums = da.blockwise(sums_block, batch + _CLASS, x, batch + _CLASS, y, batch + _CLASS,
                         norm, batch + "w", dtype=np.float64, concatenate=True,
@@ -180,9 +191,11 @@ def _split_dense(x, y, a, b, want_grad, scale):
     sums = sums.rechunk({x.ndim - 1: -1}).map_blocks(
         lambda p: p.reshape(p.shape[:-1] + (-1, 2)).sum(-2), dtype=np.float64,
         chunks=norm.chunks[:-1] + ((2,),))
+
     def loss_block(n, s2):
+        xp = _namespace_of(n)
         with np.errstate(invalid="ignore"):
-            return (s2[..., 0] * np.log1p(n[..., 1]) - s2[..., 1]).astype(x.dtype)
+            return (s2[..., 0] * xp.log1p(n[..., 1]) - s2[..., 1]).astype(x.dtype)
 
     loss = da.map_blocks(loss_block, norm, sums, dtype=x.dtype, drop_axis=x.ndim - 1)
     if not want_grad:
@@ -192,14 +205,15 @@ def _split_dense(x, y, a, b, want_grad, scale):
         weights = weights.rechunk(x.chunks[:-1])
 
     def grad_block(xb, yb, n, s2, w, zero):
+        backend, xp = _chunk_backend(xb)
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
         if bool(zero):
-            return np.zeros_like(xb)
+            return xp.zeros_like(xb)
         n, s2 = n.reshape(-1, 2), s2.reshape(-1, 2)
-        w = np.ones(len(rows)) if w is None else np.ascontiguousarray(w.reshape(-1), np.float64)
-        g = np.empty_like(rows)
-        _cpu_chunk(xb).dense_grad_given(rows, yrows, np.ascontiguousarray(n[:, 0]), a, b,
-                                        w * s2[:, 0] / (1.0 + n[:, 1]), w, g)
+        w = xp.ones(len(rows)) if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64)
+        g = xp.empty_like(rows)
+        backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]), a, b,
+                                 xp.ascontiguousarray(w * s2[:, 0] / (1.0 + n[:, 1])), w, g)
         return g.reshape(xb.shape)
 
     grad = da.blockwise(

@@ -116,3 +116,20 @@ def test_mixing_devices_is_a_type_error(rng):
     logits, labels = _case(rng, (4, 3), np.float32)
     with pytest.raises(TypeError, match="labels on the CPU|logits on the GPU"):
         nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=cupy.asarray(logits))
+
+
+@pytest.mark.parametrize("class_chunks", [(40,), (13, 20, 7)], ids=["one", "split"])
+def test_dask_with_cupy_chunks(rng, class_chunks):
+    da = pytest.importorskip("dask.array")
+    logits = rng.standard_normal((30, 40)).astype(np.float32)
+    labels = rng.integers(0, 40, 30)
+    want = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                       return_grad=True)
+    x = da.from_array(cupy.asarray(logits), chunks=((11, 19), class_chunks))
+    t = da.from_array(cupy.asarray(labels), chunks=((11, 19),))
+    loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x,
+                                                             return_grad=True)
+    loss, grad = loss.compute(scheduler="threads"), grad.compute(scheduler="threads")
+    assert isinstance(loss, cupy.ndarray) and isinstance(grad, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(loss), want[0], rtol=1e-5)
+    np.testing.assert_allclose(cupy.asnumpy(grad), want[1], atol=1e-6)

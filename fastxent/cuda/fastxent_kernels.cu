@@ -119,10 +119,11 @@ __device__ __forceinline__ void fx_add(fx_norm &s, A v)
     }
 }
 
-// Combine the normalizers of the TPR threads of a row; every thread gets the result.
-// For TPR > 32, `shared` holds TPR / 32 normalizers (per row: one row per block).
+// Combine the normalizers of the TPR threads of a row; every thread gets the result
+// (a partial: an empty row stays empty). For TPR > 32, `shared` holds TPR / 32
+// normalizers (per row: one row per block).
 template <int TPR>
-__device__ __forceinline__ fx_norm fx_row_normalizer(fx_norm s, fx_norm *shared)
+__device__ __forceinline__ fx_norm fx_row_combine(fx_norm s, fx_norm *shared)
 {
     for (int offset = 16; offset > 0; offset >>= 1) {
         fx_norm o;
@@ -141,8 +142,16 @@ __device__ __forceinline__ fx_norm fx_row_normalizer(fx_norm s, fx_norm *shared)
         __syncthreads();
         s = total;
     }
+    return s;
+}
+
+// A whole row's normalizer: a row whose max is not finite is a NaN row.
+template <int TPR>
+__device__ __forceinline__ fx_norm fx_row_normalizer(fx_norm s, fx_norm *shared)
+{
+    s = fx_row_combine<TPR>(s, shared);
     if (!(s.m > -FX_INF && s.m < FX_INF))
-        s.r = __longlong_as_double(0x7ff8000000000000LL);  // a NaN row
+        s.r = __longlong_as_double(0x7ff8000000000000LL);
     return s;
 }
 
@@ -298,6 +307,120 @@ __global__ void fx_dense_rows(const T *x, fx_index rows, fx_index cols, fx_index
 {
     fx_dense<T, TPR>(x, rows, cols, x_stride, y, y_stride, a, b, scale, scale_step, loss,
                      loss_stride, grad, grad_stride, labels_grad, labels_grad_stride);
+}
+
+// --- a class axis split across blocks (the Dask backend): the same steps, from given
+// normalizers. Rows here hold one block of a row's classes; per-row arrays have one
+// entry per row.
+
+// The partial normalizer (m, r) of each row's block of classes.
+template <typename T, int TPR>
+__global__ void fx_row_partials(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
+                                double *m_out, double *r_out)
+{
+    typedef typename fx_compute<T>::type A;
+    __shared__ fx_norm shared[TPR > 32 ? TPR / 32 : 1];
+    fx_index first, step;
+    int lane;
+    fx_row_slot<TPR>(first, step, lane);
+    for (fx_index i = first; i < rows; i += step) {
+        const T *row = x + i * x_stride;
+        fx_norm s;
+        s.m = -FX_INF;
+        s.r = -1.0;
+        for (fx_index j = lane; j < cols; j += TPR)
+            fx_add<A>(s, fx_load(row + j));
+        s = fx_row_combine<TPR>(s, shared);
+        if (lane == 0) {
+            m_out[i] = s.m;
+            r_out[i] = s.r;
+        }
+        if (TPR > 32)
+            __syncthreads();
+    }
+}
+
+// grad = scale * (exp(x - m) / (1 + r) - onehot(local)) for a block of classes;
+// a local label outside [0, cols) means the target is in another block.
+template <typename T, int TPR>
+__global__ void fx_sparse_grad_given(const T *x, fx_index rows, fx_index cols,
+                                     fx_index x_stride, const double *m, const double *r,
+                                     const double *xt, const long long *local,
+                                     const double *scale, T *grad, fx_index grad_stride)
+{
+    typedef typename fx_compute<T>::type A;
+    fx_index first, step;
+    int lane;
+    fx_row_slot<TPR>(first, step, lane);
+    for (fx_index i = first; i < rows; i += step) {
+        const T *row = x + i * x_stride;
+        T *g = grad + i * grad_stride;
+        const double sc = scale[i];
+        const A inv = (A)(sc / (1.0 + r[i]));
+        const A mi = (A)m[i];
+        for (fx_index j = lane; j < cols; j += TPR) {
+            double value = (double)(fx_exp((A)(fx_load(row + j) - mi)) * inv);
+            if (j == local[i]) {
+                value = xt[i] == m[i] ? -sc * (r[i] / (1.0 + r[i]))
+                                      : sc * (exp(xt[i] - m[i]) / (1.0 + r[i]) - 1.0);
+            }
+            fx_store(g + j, value);
+        }
+    }
+}
+
+// sum(y') and sum over y' != 0 of y' (x - m) for each row's block of classes.
+template <typename T, int TPR>
+__global__ void fx_dense_sums_given(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
+                                    const T *y, fx_index y_stride, const double *m, double a,
+                                    double b, double *sum_y_out, double *sum_yx_out)
+{
+    __shared__ double shared_sums[TPR > 32 ? TPR / 32 : 1];
+    fx_index first, step;
+    int lane;
+    fx_row_slot<TPR>(first, step, lane);
+    for (fx_index i = first; i < rows; i += step) {
+        const T *row = x + i * x_stride;
+        const T *yrow = y + i * y_stride;
+        double sum_y = 0.0, sum_yx = 0.0;
+        for (fx_index j = lane; j < cols; j += TPR) {
+            const double yj = a * (double)fx_load(yrow + j) + b;
+            sum_y += yj;
+            if (yj != 0.0)
+                sum_yx += yj * ((double)fx_load(row + j) - m[i]);
+        }
+        sum_y = fx_row_sum<TPR>(sum_y, shared_sums);
+        sum_yx = fx_row_sum<TPR>(sum_yx, shared_sums);
+        if (lane == 0) {
+            sum_y_out[i] = sum_y;
+            sum_yx_out[i] = sum_yx;
+        }
+        if (TPR > 32)
+            __syncthreads();
+    }
+}
+
+// grad = exp(x - m) * p_scale - y_scale * y' for each row's block of classes.
+template <typename T, int TPR>
+__global__ void fx_dense_grad_given(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
+                                    const T *y, fx_index y_stride, const double *m, double a,
+                                    double b, const double *p_scale, const double *y_scale,
+                                    T *grad, fx_index grad_stride)
+{
+    typedef typename fx_compute<T>::type A;
+    fx_index first, step;
+    int lane;
+    fx_row_slot<TPR>(first, step, lane);
+    for (fx_index i = first; i < rows; i += step) {
+        const T *row = x + i * x_stride;
+        const T *yrow = y + i * y_stride;
+        T *g = grad + i * grad_stride;
+        const A mi = (A)m[i], ps = (A)p_scale[i], ys = (A)y_scale[i];
+        for (fx_index j = lane; j < cols; j += TPR) {
+            const A yj = (A)(a * (double)fx_load(yrow + j) + b);
+            fx_store(g + j, (double)(fx_exp((A)(fx_load(row + j) - mi)) * ps - ys * yj));
+        }
+    }
 }
 
 // The first position of a label outside [0, cols), as an atomic minimum (rows if none).
