@@ -174,6 +174,39 @@ __device__ __forceinline__ double fx_row_sum(double v, double *shared)
     return v;
 }
 
+// --- a row's gradient from its normalizer (shared by the fused and the split-axis kernels) -------
+
+// g = scale * (exp(x - m) / (1 + r) - onehot(t)); a t outside [0, cols) adds no onehot.
+template <typename T, int TPR>
+__device__ __forceinline__ void fx_sparse_grad_row(const T *row, fx_index cols, int lane,
+                                                   double m, double r, double xt, long long t,
+                                                   double sc, T *g)
+{
+    typedef typename fx_compute<T>::type A;
+    const A inv = (A)(sc / (1.0 + r));
+    const A mc = (A)m;
+    for (fx_index j = lane; j < cols; j += TPR) {
+        double value = (double)(fx_exp((A)(fx_load(row + j) - mc)) * inv);
+        if (j == t)  // p_t - 1, exact when the target is the max
+            value = xt == m ? -sc * (r / (1.0 + r)) : sc * (exp(xt - m) / (1.0 + r) - 1.0);
+        fx_store(g + j, value);
+    }
+}
+
+// g = exp(x - m) * p_scale - y_scale * (a y + b)
+template <typename T, int TPR>
+__device__ __forceinline__ void fx_dense_grad_row(const T *row, const T *yrow, fx_index cols,
+                                                  int lane, double m, double a, double b,
+                                                  double p_scale, double y_scale, T *g)
+{
+    typedef typename fx_compute<T>::type A;
+    const A mc = (A)m, ps = (A)p_scale, ys = (A)y_scale;
+    for (fx_index j = lane; j < cols; j += TPR) {
+        const A yj = (A)(a * (double)fx_load(yrow + j) + b);
+        fx_store(g + j, (double)(fx_exp((A)(fx_load(row + j) - mc)) * ps - ys * yj));
+    }
+}
+
 // --- the kernels ------------------------------------------------------------------------------
 
 // Rows handled by one block: blockDim.x / TPR (TPR == 32) or 1 (TPR == blockDim.x).
@@ -213,20 +246,9 @@ __device__ void fx_sparse(const T *x, fx_index rows, fx_index cols, fx_index x_s
             s.r = __longlong_as_double(0x7ff8000000000000LL);
         if (lane == 0)
             fx_store(loss + i * loss_stride, log1p(s.r) + (s.m - xt));
-        if (grad) {
-            const double sc = scale[i * scale_step];
-            const A inv = (A)(sc / (1.0 + s.r));
-            const A m = (A)s.m;
-            T *g = grad + i * grad_stride;
-            for (fx_index j = lane; j < cols; j += TPR) {
-                double value = (double)(fx_exp((A)(fx_load(row + j) - m)) * inv);
-                if (j == t) {
-                    value = xt == s.m ? -sc * (s.r / (1.0 + s.r))
-                                      : sc * (exp(xt - s.m) / (1.0 + s.r) - 1.0);
-                }
-                fx_store(g + j, value);
-            }
-        }
+        if (grad)
+            fx_sparse_grad_row<T, TPR>(row, cols, lane, s.m, s.r, xt, t, scale[i * scale_step],
+                                       grad + i * grad_stride);
         if (TPR > 32)
             __syncthreads();
     }
@@ -271,16 +293,9 @@ __device__ void fx_dense(const T *x, fx_index rows, fx_index cols, fx_index x_st
         sum_yx = fx_row_sum<TPR>(sum_yx, shared_sums);
         if (lane == 0)
             fx_store(loss + i * loss_stride, sum_y * log_s - sum_yx);
-        if (grad) {
-            const A p_scale = (A)(sc * sum_y / (1.0 + s.r));
-            const A m = (A)s.m;
-            T *g = grad + i * grad_stride;
-            for (fx_index j = lane; j < cols; j += TPR) {
-                const A yj = (A)(a * (double)fx_load(yrow + j) + b);
-                const A e = fx_exp((A)(fx_load(row + j) - m));
-                fx_store(g + j, (double)(e * p_scale - (A)sc * yj));
-            }
-        }
+        if (grad)
+            fx_dense_grad_row<T, TPR>(row, yrow, cols, lane, s.m, a, b, sc * sum_y / (1.0 + s.r),
+                                      sc, grad + i * grad_stride);
         if (TPR > 32)
             __syncthreads();
     }
@@ -348,25 +363,12 @@ __global__ void fx_sparse_grad_given(const T *x, fx_index rows, fx_index cols,
                                      const double *xt, const long long *local,
                                      const double *scale, T *grad, fx_index grad_stride)
 {
-    typedef typename fx_compute<T>::type A;
     fx_index first, step;
     int lane;
     fx_row_slot<TPR>(first, step, lane);
-    for (fx_index i = first; i < rows; i += step) {
-        const T *row = x + i * x_stride;
-        T *g = grad + i * grad_stride;
-        const double sc = scale[i];
-        const A inv = (A)(sc / (1.0 + r[i]));
-        const A mi = (A)m[i];
-        for (fx_index j = lane; j < cols; j += TPR) {
-            double value = (double)(fx_exp((A)(fx_load(row + j) - mi)) * inv);
-            if (j == local[i]) {
-                value = xt[i] == m[i] ? -sc * (r[i] / (1.0 + r[i]))
-                                      : sc * (exp(xt[i] - m[i]) / (1.0 + r[i]) - 1.0);
-            }
-            fx_store(g + j, value);
-        }
-    }
+    for (fx_index i = first; i < rows; i += step)
+        fx_sparse_grad_row<T, TPR>(x + i * x_stride, cols, lane, m[i], r[i], xt[i], local[i],
+                                   scale[i], grad + i * grad_stride);
 }
 
 // sum(y') and sum over y' != 0 of y' (x - m) for each row's block of classes.
@@ -407,20 +409,12 @@ __global__ void fx_dense_grad_given(const T *x, fx_index rows, fx_index cols, fx
                                     double b, const double *p_scale, const double *y_scale,
                                     T *grad, fx_index grad_stride)
 {
-    typedef typename fx_compute<T>::type A;
     fx_index first, step;
     int lane;
     fx_row_slot<TPR>(first, step, lane);
-    for (fx_index i = first; i < rows; i += step) {
-        const T *row = x + i * x_stride;
-        const T *yrow = y + i * y_stride;
-        T *g = grad + i * grad_stride;
-        const A mi = (A)m[i], ps = (A)p_scale[i], ys = (A)y_scale[i];
-        for (fx_index j = lane; j < cols; j += TPR) {
-            const A yj = (A)(a * (double)fx_load(yrow + j) + b);
-            fx_store(g + j, (double)(fx_exp((A)(fx_load(row + j) - mi)) * ps - ys * yj));
-        }
-    }
+    for (fx_index i = first; i < rows; i += step)
+        fx_dense_grad_row<T, TPR>(x + i * x_stride, y + i * y_stride, cols, lane, m[i], a, b,
+                                  p_scale[i], y_scale[i], grad + i * grad_stride);
 }
 
 // The first position of a label outside [0, cols), as an atomic minimum (rows if none).
