@@ -158,8 +158,6 @@ def installed_peers():
 
 def run_cases(cases, threads, min_time, peers, log):
     """Time every case in this process; ``threads`` is 1 or None (all)."""
-    import fastxent
-
     if threads == 1 and "torch" in peers:
         import torch
         torch.set_num_threads(1)
