@@ -47,14 +47,6 @@ def _no_out(out, grad_out):
                         "the results are lazy Dask arrays")
 
 
-def _dtype_check(logits):
-    dtype = logits.dtype
-    if dtype.kind != "f" or dtype.newbyteorder("=") not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"logits must be float16, float32 or float64, got dtype {dtype}")
-    if logits.ndim == 0:
-        raise ValueError("logits must have rank >= 1 (a class axis), got a scalar")
-
-
 # --- a class axis split across chunks -----------------------------------------------------------
 
 def _chunk_backend(x):
@@ -274,15 +266,10 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits, return_grad, out, g
     """
     from . import losses, nn
 
+    da = _da()
     _no_out(out, grad_out)
-    logits = _as_dask(logits, "logits")
-    labels = _as_dask(labels, "labels")
-    _dtype_check(logits)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"labels must be an integer array, got dtype {labels.dtype}")
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels must have the shape of logits without its last axis: "
-                         f"labels shape {labels.shape}, logits shape {logits.shape}")
+    logits = _checks.logits_array(logits, da)
+    labels = _checks.sparse_labels_array(labels, logits.shape, da)
     if logits.shape[-1] == 0:
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     batch = _BATCH[:logits.ndim - 1]
@@ -320,18 +307,9 @@ def dense_softmax_cross_entropy(labels, logits, axis, return_grad, return_labels
 
     da = _da()
     _no_out(out, grad_out)
-    logits = _as_dask(logits, "logits")
-    labels = _as_dask(labels, "labels")
-    _dtype_check(logits)
-    if labels.dtype.kind not in "biuf":
-        raise TypeError(f"labels must be a real numeric array, got dtype {labels.dtype}")
+    logits = _checks.logits_array(logits, da)
     axis = _checks.normalize_axis(axis, logits.ndim)
-    labels_shape = labels.shape
-    try:
-        labels = da.broadcast_to(labels, logits.shape)
-    except ValueError:
-        raise ValueError(f"labels shape {labels_shape} does not broadcast to logits shape "
-                         f"{logits.shape}") from None
+    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, da)
     x = da.moveaxis(logits, axis, -1)
     y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
     batch = _BATCH[:x.ndim - 1]

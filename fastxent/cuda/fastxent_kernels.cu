@@ -119,6 +119,18 @@ __device__ __forceinline__ void fx_add(fx_norm &s, A v)
     }
 }
 
+// This thread's running normalizer over its entries of a row (every TPR-th, from lane).
+template <typename T, int TPR>
+__device__ __forceinline__ fx_norm fx_thread_normalizer(const T *row, fx_index cols, int lane)
+{
+    fx_norm s;
+    s.m = -FX_INF;
+    s.r = -1.0;
+    for (fx_index j = lane; j < cols; j += TPR)
+        fx_add<typename fx_compute<T>::type>(s, fx_load(row + j));
+    return s;
+}
+
 // Combine the normalizers of the TPR threads of a row; every thread gets the result
 // (a partial: an empty row stays empty). For TPR > 32, `shared` holds TPR / 32
 // normalizers (per row: one row per block).
@@ -225,7 +237,6 @@ __device__ void fx_sparse(const T *x, fx_index rows, fx_index cols, fx_index x_s
                           const long long *labels, const double *scale, fx_index scale_step,
                           T *loss, fx_index loss_stride, T *grad, fx_index grad_stride)
 {
-    typedef typename fx_compute<T>::type A;
     __shared__ fx_norm shared[TPR > 32 ? TPR / 32 : 1];
     fx_index first, step;
     int lane;
@@ -236,12 +247,7 @@ __device__ void fx_sparse(const T *x, fx_index rows, fx_index cols, fx_index x_s
         const bool valid = t >= 0 && t < cols;
         // read before any thread may overwrite the row with its gradient
         const double xt = valid ? (double)fx_load(row + t) : __longlong_as_double(0x7ff8000000000000LL);
-        fx_norm s;
-        s.m = -FX_INF;
-        s.r = -1.0;
-        for (fx_index j = lane; j < cols; j += TPR)
-            fx_add<A>(s, fx_load(row + j));
-        s = fx_row_normalizer<TPR>(s, shared);
+        fx_norm s = fx_row_normalizer<TPR>(fx_thread_normalizer<T, TPR>(row, cols, lane), shared);
         if (!valid)
             s.r = __longlong_as_double(0x7ff8000000000000LL);
         if (lane == 0)
@@ -262,7 +268,6 @@ __device__ void fx_dense(const T *x, fx_index rows, fx_index cols, fx_index x_st
                          const double *scale, fx_index scale_step, T *loss, fx_index loss_stride,
                          T *grad, fx_index grad_stride, T *labels_grad, fx_index labels_grad_stride)
 {
-    typedef typename fx_compute<T>::type A;
     __shared__ fx_norm shared[TPR > 32 ? TPR / 32 : 1];
     __shared__ double shared_sums[TPR > 32 ? TPR / 32 : 1];
     fx_index first, step;
@@ -271,12 +276,8 @@ __device__ void fx_dense(const T *x, fx_index rows, fx_index cols, fx_index x_st
     for (fx_index i = first; i < rows; i += step) {
         const T *row = x + i * x_stride;
         const T *yrow = y + i * y_stride;
-        fx_norm s;
-        s.m = -FX_INF;
-        s.r = -1.0;
-        for (fx_index j = lane; j < cols; j += TPR)
-            fx_add<A>(s, fx_load(row + j));
-        s = fx_row_normalizer<TPR>(s, shared);
+        const fx_norm s = fx_row_normalizer<TPR>(fx_thread_normalizer<T, TPR>(row, cols, lane),
+                                                 shared);
         const double log_s = log1p(s.r);
         const double sc = scale[i * scale_step];
         double sum_y = 0.0, sum_yx = 0.0;
@@ -333,19 +334,14 @@ template <typename T, int TPR>
 __global__ void fx_row_partials(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
                                 double *m_out, double *r_out)
 {
-    typedef typename fx_compute<T>::type A;
     __shared__ fx_norm shared[TPR > 32 ? TPR / 32 : 1];
     fx_index first, step;
     int lane;
     fx_row_slot<TPR>(first, step, lane);
     for (fx_index i = first; i < rows; i += step) {
         const T *row = x + i * x_stride;
-        fx_norm s;
-        s.m = -FX_INF;
-        s.r = -1.0;
-        for (fx_index j = lane; j < cols; j += TPR)
-            fx_add<A>(s, fx_load(row + j));
-        s = fx_row_combine<TPR>(s, shared);
+        const fx_norm s = fx_row_combine<TPR>(fx_thread_normalizer<T, TPR>(row, cols, lane),
+                                              shared);
         if (lane == 0) {
             m_out[i] = s.m;
             r_out[i] = s.r;
