@@ -7,6 +7,7 @@ optional dependency (``pip install fastxent[cuda]``). Same interface as
 """
 
 import functools
+import os
 import pathlib
 
 import numpy as np
@@ -16,16 +17,73 @@ SOURCE = pathlib.Path(__file__).resolve().parent / "cuda" / "fastxent_kernels.cu
 # Storage type in the kernels for each dtype (float16 travels as raw bits).
 CUDA_TYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
               np.dtype(np.float64): "double"}
-BLOCK = 256            # threads per block
-WARP_ROW_MAX = 2048    # rows up to this many classes get a warp each; longer rows a block
-TPRS = (32, BLOCK)
-NAME_EXPRESSIONS = tuple(
-    f"fx_{kind}<{ctype}, {tpr}>"
-    for kind in ("sparse_rows", "dense_rows", "row_partials", "sparse_grad_given",
-                 "dense_sums_given", "dense_grad_given")
-    for ctype in CUDA_TYPES.values() for tpr in TPRS
-) + ("fx_first_invalid_label",)
-COMPILE_OPTIONS = ("-std=c++14",)
+# FASTXENT_CUDA_OPTIONS: extra NVRTC options, for tuning (e.g. -DFX_FIT_THREADS_PER_SM=1024)
+COMPILE_OPTIONS = ("-std=c++14",) + tuple(os.environ.get("FASTXENT_CUDA_OPTIONS", "").split())
+CLUSTER_OPTIONS = ("-DFX_CLUSTERS",)  # thread-block clusters: compute capability 9.0 and up
+
+# Rows that fit in registers ("fit" kernels): a warp per row holding FIT_WARP_VECTORS
+# 16-byte vectors per thread, else a block per row of FIT_BLOCK_THREADS threads, else
+# (sm_90) a cluster of FIT_CLUSTERS blocks of the largest size; a thread holds at most
+# FIT_ENTRIES entries of the logits (as many registers as float32 entries), half as
+# many for dense labels, whose entries it holds too. Longer rows stream (the "rows"
+# kernels).
+FIT_WARP_VECTORS = (1, 2, 4, 8)
+FIT_BLOCK_THREADS = (64, 128, 256, 512)
+FIT_ENTRIES = {np.dtype(np.float16): 32, np.dtype(np.float32): 32, np.dtype(np.float64): 16}
+FIT_CLUSTERS = (2, 4, 8)
+WARP_BLOCK = 256       # threads per block when a warp holds a row
+STREAM_BLOCK = 256     # threads per block of the streaming kernels
+STREAM_WARP_MAX = 2048  # streaming: a warp per row up to this many classes, else a block
+
+
+def _vector_width(dtype):
+    return 16 // np.dtype(dtype).itemsize
+
+
+def _fit_plans(kind, dtype, vector, clusters):
+    """The fit kernels' template arguments ``(V, E, TPR, CL)``, smallest rows first:
+    entries per load, entries per thread, threads per row, blocks per row."""
+    width = _vector_width(dtype)
+    most = FIT_ENTRIES[np.dtype(dtype)] // (2 if kind == "dense" else 1)
+    v = width if vector else 1
+    plans = [(v, n * width, 32, 1) for n in FIT_WARP_VECTORS if n * width <= most]
+    plans += [(v, most, t, 1) for t in FIT_BLOCK_THREADS]
+    if clusters:
+        plans += [(v, most, FIT_BLOCK_THREADS[-1], c) for c in FIT_CLUSTERS]
+    return plans
+
+
+@functools.lru_cache(maxsize=1024)
+def fit_plan(kind, cols, dtype, vector=True, clusters=True):
+    """The template arguments of the fit kernel of ``kind`` ("sparse" or "dense") for
+    rows of ``cols`` entries of ``dtype`` (see ``_fit_plans``); None where a row does
+    not fit (then the streaming kernel runs)."""
+    for plan in _fit_plans(kind, dtype, vector, clusters):
+        _, entries, threads, blocks = plan
+        if cols <= entries * threads * blocks:
+            return plan
+    return None
+
+
+def _fit_name(kind, dtype, plan):
+    v, e, tpr, cl = plan
+    if cl == 1:
+        return f"fx_{kind}_fit_rows<{CUDA_TYPES[np.dtype(dtype)]}, {v}, {e}, {tpr}>"
+    return f"fx_{kind}_fit_cluster<{CUDA_TYPES[np.dtype(dtype)]}, {v}, {e}, {tpr}, {cl}>"
+
+
+def name_expressions(clusters):
+    """Every kernel the runtime may instantiate (with ``clusters``: on sm_90 and up)."""
+    names = [f"fx_{kind}<{ctype}, {tpr}>"
+             for kind in ("sparse_rows", "dense_rows", "row_partials", "sparse_grad_given",
+                          "dense_sums_given", "dense_grad_given")
+             for ctype in CUDA_TYPES.values() for tpr in (32, STREAM_BLOCK)]
+    names += [_fit_name(kind, dtype, plan) for kind in ("sparse", "dense")
+              for dtype in CUDA_TYPES for vector in (True, False)
+              for plan in _fit_plans(kind, dtype, vector, clusters)]
+    names += [f"fx_sparse_loss_stream<{CUDA_TYPES[dtype]}, {v}, {STREAM_BLOCK}>"
+              for dtype in CUDA_TYPES for v in (_vector_width(dtype), 1)]
+    return tuple(names) + ("fx_first_invalid_label",)
 
 
 def _cupy():
@@ -35,35 +93,77 @@ def _cupy():
 
 
 @functools.lru_cache(maxsize=None)
-def _module(device_id):
-    cupy = _cupy()
-    return cupy.RawModule(code=SOURCE.read_text(), options=COMPILE_OPTIONS,
-                          name_expressions=NAME_EXPRESSIONS)
+def _device(device_id):
+    """(multiprocessors, whether thread-block clusters are available) of a device."""
+    properties = _cupy().cuda.runtime.getDeviceProperties(device_id)
+    return properties["multiProcessorCount"], properties["major"] >= 9
+
+
+@functools.lru_cache(maxsize=None)
+def _module(name, clusters):
+    """A module holding one kernel instantiation, compiled on first use (CuPy caches
+    the binaries on disk, per device architecture)."""
+    options = COMPILE_OPTIONS + (CLUSTER_OPTIONS if clusters else ())
+    return _cupy().RawModule(code=SOURCE.read_text(), options=options, name_expressions=(name,))
+
+
+@functools.lru_cache(maxsize=None)
+def _device_kernel(name, device_id):
+    _, clusters = _device(device_id)
+    return _module(name, clusters).get_function(name)
 
 
 def _kernel(name):
-    cupy = _cupy()
-    return _module(cupy.cuda.Device().id).get_function(name)
+    return _device_kernel(name, _cupy().cuda.Device().id)
 
 
-class _Namespace:
-    """The array namespace of this backend (CuPy), looked up on first use."""
+def __getattr__(name):
+    # ``xp``, this backend's array namespace: CuPy, imported on first use (this module
+    # is imported without CuPy by the compile test)
+    if name == "xp":
+        globals()["xp"] = _cupy()
+        return globals()["xp"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __getattr__(self, name):
-        return getattr(_cupy(), name)
 
-
-xp = _Namespace()
+@functools.lru_cache(maxsize=None)
+def _unit_scale(device_id):
+    return _cupy().ones(1)
 
 # Invalid labels give NaN rows on the GPU, as in TensorFlow, unless validate=True.
 checks_labels = False
 
 
 def _launch_shape(rows, cols):
-    tpr = 32 if cols <= WARP_ROW_MAX else BLOCK
-    rows_per_block = BLOCK // tpr
+    """Streaming kernels: (threads per row, grid, block)."""
+    tpr = 32 if cols <= STREAM_WARP_MAX else STREAM_BLOCK
+    rows_per_block = STREAM_BLOCK // tpr
     blocks = max(1, min(-(-rows // rows_per_block), 65535 * 8))
-    return tpr, (blocks,), (BLOCK,)
+    return tpr, (blocks,), (STREAM_BLOCK,)
+
+
+def _vector_ok(arrays, cols):
+    """Whether 16-byte loads and stores fit every row of these (N, C) arrays."""
+    for array in arrays:
+        width = _vector_width(array.dtype)
+        if (cols % width or array.data.ptr % 16
+                or (array.shape[0] > 1 and array.strides[0] % 16)):
+            return False
+    return True
+
+
+def _fit_launch(kind, dtype, rows, cols, arrays):
+    """(kernel, grid, block) of the fit kernel for these rows, or None."""
+    sms, clusters = _device(_cupy().cuda.Device().id)
+    plan = fit_plan(kind, cols, np.dtype(dtype), _vector_ok(arrays, cols), clusters)
+    if plan is None:
+        return None
+    _, _, tpr, cl = plan
+    if tpr == 32:
+        grid, block = min(-(-rows // (WARP_BLOCK // 32)), sms * 64), WARP_BLOCK
+    else:
+        grid, block = min(rows, sms * 64 // cl) * cl, tpr
+    return _kernel(_fit_name(kind, dtype, plan)), (grid,), (block,)
 
 
 def _element_stride(array, axis):
@@ -99,6 +199,18 @@ def _pointer_or_null(output):
     return output.target if output is not None else np.uint64(0)
 
 
+def _scale_array(scale):
+    if scale is None:
+        return _unit_scale(_cupy().cuda.Device().id)
+    return _cupy().asarray(scale, dtype=_cupy().float64)
+
+
+def _streams_loss(rows, cols, dtype):
+    """Whether the loss alone is streamed: rows longer than a warp holds."""
+    plan = fit_plan("sparse", cols, np.dtype(dtype))
+    return plan is None or plan[2] > 32
+
+
 def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
     """As ``fastxent._cpu.sparse_rows``; ``n_threads`` is ignored on the GPU."""
     cupy = _cupy()
@@ -110,9 +222,22 @@ def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
     g = _Output(grad, x.dtype) if grad is not None else None
     if g is not None and g.target is not grad and grad is logits:
         g.target = x  # in place over the contiguous copy, then copied back
-    scale = cupy.asarray(scale, dtype=cupy.float64)
-    tpr, grid, block = _launch_shape(rows, cols)
-    kernel = _kernel(f"fx_sparse_rows<{CUDA_TYPES[x.dtype]}, {tpr}>")
+    if g is None and _streams_loss(rows, cols, x.dtype):
+        _kernel(f"fx_sparse_loss_stream<{CUDA_TYPES[x.dtype]}, "
+                f"{_vector_width(x.dtype) if _vector_ok([x], cols) else 1}, {STREAM_BLOCK}>")(
+            (min(rows, _device(cupy.cuda.Device().id)[0] * 16),), (STREAM_BLOCK,), (
+                x, np.int64(rows), np.int64(cols), _element_stride(x, 0),
+                cupy.ascontiguousarray(labels, dtype=cupy.int64),
+                out.target, _element_stride(out.target, 0)))
+        out.finish()
+        return
+    scale = _scale_array(scale)
+    launch = _fit_launch("sparse", x.dtype, rows, cols,
+                         [x] + ([g.target] if g is not None else []))
+    if launch is None:
+        tpr, grid, block = _launch_shape(rows, cols)
+        launch = _kernel(f"fx_sparse_rows<{CUDA_TYPES[x.dtype]}, {tpr}>"), grid, block
+    kernel, grid, block = launch
     kernel(grid, block, (
         x, np.int64(rows), np.int64(cols), _element_stride(x, 0),
         cupy.ascontiguousarray(labels, dtype=cupy.int64), scale,
@@ -139,9 +264,13 @@ def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=N
     gy = _Output(labels_grad, x.dtype) if labels_grad is not None else None
     if g is not None and g.target is not grad and grad is logits:
         g.target = x
-    scale = cupy.asarray(scale, dtype=cupy.float64)
-    tpr, grid, block = _launch_shape(rows, cols)
-    kernel = _kernel(f"fx_dense_rows<{CUDA_TYPES[x.dtype]}, {tpr}>")
+    scale = _scale_array(scale)
+    launch = _fit_launch("dense", x.dtype, rows, cols,
+                         [x, y] + [r.target for r in (g, gy) if r is not None])
+    if launch is None:
+        tpr, grid, block = _launch_shape(rows, cols)
+        launch = _kernel(f"fx_dense_rows<{CUDA_TYPES[x.dtype]}, {tpr}>"), grid, block
+    kernel, grid, block = launch
     kernel(grid, block, (
         x, np.int64(rows), np.int64(cols), _element_stride(x, 0),
         y, _element_stride(y, 0), np.float64(a), np.float64(b),
@@ -221,8 +350,8 @@ def first_invalid_label(labels, num_classes):
     cupy = _cupy()
     rows = labels.size
     first = cupy.full((), rows, dtype=cupy.uint64)
-    blocks = max(1, min(-(-rows // BLOCK), 4096))
-    _kernel("fx_first_invalid_label")((blocks,), (BLOCK,), (
+    blocks = max(1, min(-(-rows // STREAM_BLOCK), 4096))
+    _kernel("fx_first_invalid_label")((blocks,), (STREAM_BLOCK,), (
         cupy.ascontiguousarray(labels, dtype=cupy.int64), np.int64(rows),
         np.int64(num_classes), first))
     value = int(first.get())

@@ -88,7 +88,8 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
         Checked caller arrays for the loss and the logits gradient.
     want_grad, want_labels_grad : bool
     scale : ndarray or None
-        float64 per-row factor of the gradients, shape (N,) or (1,); None is 1.
+        float64 per-row factor of the gradients, shape (N,) or (1,); None is 1 (the
+        GPU backend keeps a device copy of 1).
     label_coef : (float, float)
         Dense labels used are ``a * labels + b``.
     n_threads : int or None
@@ -112,8 +113,8 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
         y_rows = xp.ascontiguousarray(labels.reshape(rows), dtype=np.int64)
     else:
         y_rows, _ = _as_rows(xp, labels, axis, rows_shape, copy_ok=True)
-    if scale is None:
-        scale = _ONE if xp is np else xp.ones(1)
+    if scale is None and xp is np:
+        scale = _ONE
 
     loss = _Result(xp, out, batch_shape, loss_dtype, None, (rows,))
     grad = (_Result(xp, grad_out, moved_shape, logits.dtype, axis, rows_shape)

@@ -1,9 +1,10 @@
 // fastxent's CUDA kernels: fused softmax cross-entropy over the rows of 2-D arrays.
 //
-// Compiled at run time by CuPy (cupy.RawModule, NVRTC) with the name expressions
-// listed in fastxent/_cuda.py, and by tests/test_cuda_compile.py with nvcc for
-// sm_80 and sm_90. No header beyond what NVRTC has built in: float16 is handled
-// as raw bits (unsigned short) with the same conversions as the CPU's fx_half.h.
+// Compiled at run time by CuPy (cupy.RawModule, NVRTC), one instantiation at a time
+// (fastxent/_cuda.py lists them all), and by tests/test_cuda_compile.py with nvcc for
+// sm_80 and sm_90 (with -DFX_CLUSTERS: thread-block clusters). No header beyond what
+// NVRTC has built in: float16 travels as raw bits (unsigned short), converted by the
+// hardware with the CPU's rounding (fx_half.h: to nearest even).
 //
 // They mirror the CPU kernels (fastxent/_src/fx_kernels_impl.h):
 //   * a row's normalizer is (m, r) with sum(exp(x - m)) = 1 + r, entries equal to
@@ -18,7 +19,9 @@
 //
 // Layout: row i of the logits starts at x + i * x_stride and is contiguous.
 // TPR threads work on one row: 32 (a warp per row, for short rows) or the whole
-// block (a block per row, for long rows).
+// block (a block per row, for long rows). Three kinds of kernel (docs/DESIGN.md):
+// rows held in registers ("fit", the fast path, with the gradient), the loss alone
+// streamed, and rows streamed twice (rows too long to hold).
 
 #ifndef FX_CUDA_KERNELS
 #define FX_CUDA_KERNELS
@@ -31,34 +34,17 @@ typedef long long fx_index;
 
 __device__ __forceinline__ float fx_half_to_float(unsigned short h)
 {
-    unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
-    unsigned int exponent = (h >> 10) & 0x1fu;
-    unsigned int mantissa = h & 0x3ffu;
-    if (exponent == 0x1fu)
-        return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
-    if (exponent != 0)
-        return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-    float f = (float)mantissa * 5.9604644775390625e-08f;
-    return sign ? -f : f;
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
 }
 
+// Round to nearest even, as fx_half.h on the CPU (overflow to inf, subnormals kept).
 __device__ __forceinline__ unsigned short fx_float_to_half(float f)
 {
-    unsigned int bits = __float_as_uint(f);
-    unsigned short sign = (unsigned short)((bits >> 16) & 0x8000u);
-    unsigned int magnitude = bits & 0x7fffffffu;
-    if (magnitude >= 0x7f800000u)
-        return sign | (magnitude > 0x7f800000u ? 0x7e00u : 0x7c00u);
-    if (magnitude >= 0x477ff000u)
-        return sign | 0x7c00u;
-    if (magnitude >= 0x38800000u) {
-        unsigned int odd = (magnitude >> 13) & 1u;
-        magnitude += 0xfffu + odd - 0x38000000u;
-        return sign | (unsigned short)(magnitude >> 13);
-    }
-    float units = __fadd_rn(__fmul_rn(__uint_as_float(magnitude), 16777216.0f), 8388608.0f);
-    units = __fsub_rn(units, 8388608.0f);
-    return sign | (unsigned short)units;
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
 }
 
 template <typename T> struct fx_compute { typedef T type; };
@@ -74,6 +60,25 @@ __device__ __forceinline__ void fx_store(unsigned short *p, double v) { *p = fx_
 
 __device__ __forceinline__ float fx_exp(float v) { return expf(v); }
 __device__ __forceinline__ double fx_exp(double v) { return exp(v); }
+
+// exp for results held to an absolute error (gradient entries, and float16 work): the
+// hardware's 2^x (about 2 ulp) of x * log2(e) in float: a few ulp of the result, and
+// exactly 1 at 0. Double stays exact.
+__device__ __forceinline__ float fx_exp_fast(float v)
+{
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v * 1.4426950408889634f));
+    return r;
+}
+__device__ __forceinline__ double fx_exp_fast(double v) { return exp(v); }
+
+// The terms of a row's sum: exact exp unless the logits are float16.
+template <typename T> struct fx_sum_exp {
+    template <typename A> __device__ __forceinline__ static A eval(A v) { return fx_exp(v); }
+};
+template <> struct fx_sum_exp<unsigned short> {
+    __device__ __forceinline__ static float eval(float v) { return fx_exp_fast(v); }
+};
 
 // --- the normalizer ---------------------------------------------------------------------------
 
@@ -198,7 +203,7 @@ __device__ __forceinline__ void fx_sparse_grad_row(const T *row, fx_index cols, 
     const A inv = (A)(sc / (1.0 + r));
     const A mc = (A)m;
     for (fx_index j = lane; j < cols; j += TPR) {
-        double value = (double)(fx_exp((A)(fx_load(row + j) - mc)) * inv);
+        double value = (double)(fx_exp_fast((A)(fx_load(row + j) - mc)) * inv);
         if (j == t)  // p_t - 1, exact when the target is the max
             value = xt == m ? -sc * (r / (1.0 + r)) : sc * (exp(xt - m) / (1.0 + r) - 1.0);
         fx_store(g + j, value);
@@ -215,7 +220,7 @@ __device__ __forceinline__ void fx_dense_grad_row(const T *row, const T *yrow, f
     const A mc = (A)m, ps = (A)p_scale, ys = (A)y_scale;
     for (fx_index j = lane; j < cols; j += TPR) {
         const A yj = (A)(a * (double)fx_load(yrow + j) + b);
-        fx_store(g + j, (double)(fx_exp((A)(fx_load(row + j) - mc)) * ps - ys * yj));
+        fx_store(g + j, (double)(fx_exp_fast((A)(fx_load(row + j) - mc)) * ps - ys * yj));
     }
 }
 
@@ -324,6 +329,484 @@ __global__ void fx_dense_rows(const T *x, fx_index rows, fx_index cols, fx_index
     fx_dense<T, TPR>(x, rows, cols, x_stride, y, y_stride, a, b, scale, scale_step, loss,
                      loss_stride, grad, grad_stride, labels_grad, labels_grad_stride);
 }
+
+// --- rows held in registers ("fit" kernels) ---------------------------------------------------
+//
+// The fast path for rows that fit: each thread loads its E entries of a row once, as
+// 16-byte vectors where V > 1 (then rows must be 16-byte aligned and cols % V == 0),
+// computes the loss from the registers, and writes the gradient from them: the logits
+// are read from memory once, the gradient written once. TPR threads hold a row: a warp
+// (TPR == 32, several rows per block) or the whole block (TPR == blockDim.x). With
+// thread-block clusters (sm_90, FX_CLUSTERS) a row is spread over the CL blocks of a
+// cluster, which combine their partial normalizers through distributed shared memory.
+// Thread l's k-th vector of block (rank) q is vector (q * E / V + k) * TPR + l of the row.
+
+template <typename T, int V>
+struct __align__(sizeof(T) * V) fx_pack {
+    T v[V];
+};
+
+template <typename T> __device__ __forceinline__ T fx_neg_inf_bits();
+template <> __device__ __forceinline__ float fx_neg_inf_bits<float>() { return -FX_INF; }
+template <> __device__ __forceinline__ double fx_neg_inf_bits<double>() { return -(double)FX_INF; }
+template <> __device__ __forceinline__ unsigned short fx_neg_inf_bits<unsigned short>() { return 0xfc00u; }
+
+__device__ __forceinline__ float fx_value(float v) { return v; }
+__device__ __forceinline__ double fx_value(double v) { return v; }
+__device__ __forceinline__ float fx_value(unsigned short v) { return fx_half_to_float(v); }
+
+__device__ __forceinline__ float fx_bits(float v, float) { return v; }
+__device__ __forceinline__ double fx_bits(double v, double) { return v; }
+__device__ __forceinline__ unsigned short fx_bits(float v, unsigned short) { return fx_float_to_half(v); }
+
+// The thread's packs of a row segment; entries past the row read as -inf.
+template <typename T, int V, int NV, int TPR>
+__device__ __forceinline__ void fx_load_packs(fx_pack<T, V> (&reg)[NV], const T *row,
+                                              fx_index vectors, fx_index base, int lane)
+{
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        const fx_index v = base + (fx_index)k * TPR + lane;
+        if (v < vectors) {
+            reg[k] = *reinterpret_cast<const fx_pack<T, V> *>(row + v * V);
+        } else {
+#pragma unroll
+            for (int e = 0; e < V; ++e)
+                reg[k].v[e] = fx_neg_inf_bits<T>();
+        }
+    }
+}
+
+// --- reductions over the threads of a row: a warp, a block, or the blocks of a cluster ---------
+
+// K doubles summed together (one exchange for several sums).
+template <int K>
+struct fx_vals {
+    double v[K];
+};
+
+template <typename A>
+__device__ __forceinline__ A fx_max_nan(A a, A b) { return (b > a || b != b) ? b : a; }  // NaN wins
+
+struct fx_max_op {
+    template <typename A>
+    __device__ __forceinline__ A operator()(A a, A b) const { return fx_max_nan(a, b); }
+};
+
+struct fx_sum_op {
+    template <int K>
+    __device__ __forceinline__ fx_vals<K> operator()(fx_vals<K> a, fx_vals<K> b) const
+    {
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+            a.v[k] += b.v[k];
+        return a;
+    }
+};
+
+__device__ __forceinline__ float fx_shfl(float v, int offset) { return __shfl_xor_sync(0xffffffffu, v, offset); }
+__device__ __forceinline__ double fx_shfl(double v, int offset) { return __shfl_xor_sync(0xffffffffu, v, offset); }
+template <int K>
+__device__ __forceinline__ fx_vals<K> fx_shfl(fx_vals<K> v, int offset)
+{
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+        v.v[k] = __shfl_xor_sync(0xffffffffu, v.v[k], offset);
+    return v;
+}
+
+// The reduction over the TPR threads of a row (a warp, or the block); every thread gets
+// the same bits. For TPR > 32, `shared` holds TPR / 32 values.
+template <int TPR, typename P, typename Op>
+__device__ __forceinline__ P fx_group_reduce(P value, P *shared, Op op)
+{
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+        value = op(value, fx_shfl(value, offset));
+    if (TPR > 32) {
+        if (threadIdx.x % 32 == 0)
+            shared[threadIdx.x / 32] = value;
+        __syncthreads();
+        value = shared[0];
+#pragma unroll
+        for (int w = 1; w < TPR / 32; ++w)
+            value = op(value, shared[w]);
+        __syncthreads();
+    }
+    return value;
+}
+
+// The CL blocks of a cluster (CL == 1: nothing to do).
+template <int CL>
+struct fx_cluster {
+    __device__ __forceinline__ static unsigned rank() { return 0; }
+    template <typename P, typename Op>
+    __device__ __forceinline__ static P reduce(P value, P *, Op) { return value; }
+    __device__ __forceinline__ static void sync() {}
+};
+
+#ifdef FX_CLUSTERS
+__device__ __forceinline__ void fx_cluster_barrier()
+{
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\t"
+                 "barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+__device__ __forceinline__ void fx_remote_load(float &v, unsigned address)
+{
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(address) : "memory");
+}
+
+__device__ __forceinline__ void fx_remote_load(double &v, unsigned address)
+{
+    asm volatile("ld.shared::cluster.f64 %0, [%1];" : "=d"(v) : "r"(address) : "memory");
+}
+
+template <int K>
+__device__ __forceinline__ void fx_remote_load(fx_vals<K> &v, unsigned address)
+{
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+        fx_remote_load(v.v[k], address + 8u * k);
+}
+
+template <int CL>
+struct fx_cluster_many {
+    __device__ __forceinline__ static unsigned rank()
+    {
+        unsigned r;
+        asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+        return r;
+    }
+    // Every block's value, combined in rank order (so every block gets the same bits).
+    // Callers alternate between two slots per row, so one barrier per exchange suffices:
+    // a block rewrites a slot only after every block has passed the next exchange.
+    template <typename P, typename Op>
+    __device__ __forceinline__ static P reduce(P value, P *slot, Op op)
+    {
+        if (threadIdx.x == 0)
+            *slot = value;
+        fx_cluster_barrier();
+        const unsigned local = (unsigned)__cvta_generic_to_shared(slot);
+        P total;
+#pragma unroll
+        for (int q = 0; q < CL; ++q) {
+            unsigned remote;
+            P part;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(q));
+            fx_remote_load(part, remote);
+            total = q == 0 ? part : op(total, part);
+        }
+        return total;
+    }
+    __device__ __forceinline__ static void sync() { fx_cluster_barrier(); }
+};
+template <> struct fx_cluster<2> : fx_cluster_many<2> {};
+template <> struct fx_cluster<4> : fx_cluster_many<4> {};
+template <> struct fx_cluster<8> : fx_cluster_many<8> {};
+#endif
+
+// The reduction over every thread of a row: its group, then its cluster.
+template <int TPR, int CL, typename P, typename Op>
+__device__ __forceinline__ P fx_row_reduce(P value, P *group_shared, P *cluster_slot, Op op)
+{
+    return fx_cluster<CL>::reduce(fx_group_reduce<TPR>(value, group_shared, op), cluster_slot, op);
+}
+
+// Rows of this thread's group: a warp's rows (TPR == 32) or a cluster's (CL blocks).
+template <int TPR, int CL>
+__device__ __forceinline__ void fx_fit_slot(fx_index &first, fx_index &step, int &lane)
+{
+    if (TPR == 32) {
+        fx_row_slot<32>(first, step, lane);
+    } else {
+        first = (fx_index)blockIdx.x / CL;
+        step = (fx_index)gridDim.x / CL;
+        lane = threadIdx.x;
+    }
+}
+
+// The largest of the thread's entries (NaN if one is NaN).
+template <typename T, int V, int NV>
+__device__ __forceinline__ typename fx_compute<T>::type fx_packs_max(const fx_pack<T, V> (&reg)[NV])
+{
+    typedef typename fx_compute<T>::type A;
+    A m = -FX_INF;
+#pragma unroll
+    for (int k = 0; k < NV; ++k)
+#pragma unroll
+        for (int e = 0; e < V; ++e)
+            m = fx_max_nan(m, fx_value(reg[k].v[e]));
+    return m;
+}
+
+// Adds the thread's sum of exp(x - m) over entries below the row's max m to s.v[0], and
+// its count of entries equal to m to s.v[1]: r = s.v[0] + s.v[1] - 1 keeps a confident
+// row's small r exactly. Terms are summed in the compute type per vector, then in double.
+template <typename T, int V, int NV, int K>
+__device__ __forceinline__ void fx_packs_below(fx_vals<K> &s, const fx_pack<T, V> (&reg)[NV],
+                                               typename fx_compute<T>::type m)
+{
+    typedef typename fx_compute<T>::type A;
+    int ties = 0;
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+        A part = 0;
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+            const A v = fx_value(reg[k].v[e]);
+            ties += v == m;
+            part += v == m ? (A)0 : fx_sum_exp<T>::eval((A)(v - m));
+        }
+        s.v[0] += (double)part;
+    }
+    s.v[1] += (double)ties;
+}
+
+template <typename T, int V, int E, int TPR, int CL>
+__device__ __forceinline__ void fx_sparse_fit(const T *x, fx_index rows, fx_index cols,
+                                              fx_index x_stride, const long long *labels,
+                                              const double *scale, fx_index scale_step,
+                                              T *loss, fx_index loss_stride, T *grad,
+                                              fx_index grad_stride)
+{
+    typedef typename fx_compute<T>::type A;
+    const int NV = E / V, W = TPR > 32 ? TPR / 32 : 1, S = CL > 1 ? 2 : 1;
+    __shared__ A warp_max[W], block_max[S];
+    __shared__ fx_vals<2> warp_sums[W], block_sums[S];
+    fx_index first, step;
+    int lane;
+    fx_fit_slot<TPR, CL>(first, step, lane);
+    const unsigned rank = fx_cluster<CL>::rank();
+    const fx_index vectors = cols / V, base = (fx_index)rank * NV * TPR;
+    int slot = 0;
+    for (fx_index i = first; i < rows; i += step, slot = S - 1 - slot) {
+        const T *row = x + i * x_stride;
+        const long long t = labels[i];
+        const bool valid = t >= 0 && t < cols;
+        // read before any thread may overwrite the row with its gradient
+        const double xt = valid ? (double)fx_load(row + t) : __longlong_as_double(0x7ff8000000000000LL);
+        fx_pack<T, V> reg[NV];
+        fx_load_packs<T, V, NV, TPR>(reg, row, vectors, base, lane);
+        const A m = fx_row_reduce<TPR, CL>(fx_packs_max<T, V, NV>(reg), warp_max,
+                                           block_max + slot, fx_max_op());
+        fx_vals<2> sums = {{0.0, 0.0}};
+        fx_packs_below<T, V, NV>(sums, reg, m);
+        sums = fx_row_reduce<TPR, CL>(sums, warp_sums, block_sums + slot, fx_sum_op());
+        double r = sums.v[0] + (sums.v[1] - 1.0);
+        if (!(m > -FX_INF && m < FX_INF) || !valid)
+            r = __longlong_as_double(0x7ff8000000000000LL);
+        if (lane == 0 && rank == 0)
+            fx_store(loss + i * loss_stride, log1p(r) + ((double)m - xt));
+        if (!grad)
+            continue;
+        const double sc = scale[i * scale_step];
+        const A inv = (A)(sc / (1.0 + r));
+        // p_t - 1, exact when the target is the max
+        const A target = (A)(xt == (double)m ? -sc * (r / (1.0 + r))
+                                             : sc * (exp(xt - (double)m) / (1.0 + r) - 1.0));
+        T *g = grad + i * grad_stride;
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const fx_index v = base + (fx_index)k * TPR + lane;
+            if (v >= vectors)
+                continue;
+            fx_pack<T, V> out;
+#pragma unroll
+            for (int e = 0; e < V; ++e) {
+                const A value = v * V + e == t ? target : fx_exp_fast((A)(fx_value(reg[k].v[e]) - m)) * inv;
+                out.v[e] = fx_bits(value, T());
+            }
+            *reinterpret_cast<fx_pack<T, V> *>(g + v * V) = out;
+        }
+    }
+    fx_cluster<CL>::sync();  // no block leaves while another may read its shared memory
+}
+
+template <typename T, int V, int E, int TPR, int CL>
+__device__ __forceinline__ void fx_dense_fit(const T *x, fx_index rows, fx_index cols,
+                                             fx_index x_stride, const T *y, fx_index y_stride,
+                                             double a, double b, const double *scale,
+                                             fx_index scale_step, T *loss, fx_index loss_stride,
+                                             T *grad, fx_index grad_stride, T *labels_grad,
+                                             fx_index labels_grad_stride)
+{
+    typedef typename fx_compute<T>::type A;
+    const int NV = E / V, W = TPR > 32 ? TPR / 32 : 1, S = CL > 1 ? 2 : 1;
+    __shared__ A warp_max[W], block_max[S];
+    __shared__ fx_vals<4> warp_sums[W], block_sums[S];
+    fx_index first, step;
+    int lane;
+    fx_fit_slot<TPR, CL>(first, step, lane);
+    const unsigned rank = fx_cluster<CL>::rank();
+    const fx_index vectors = cols / V, base = (fx_index)rank * NV * TPR;
+    int slot = 0;
+    for (fx_index i = first; i < rows; i += step, slot = S - 1 - slot) {
+        const T *row = x + i * x_stride;
+        const T *yrow = y + i * y_stride;
+        fx_pack<T, V> reg[NV], yreg[NV];
+        fx_load_packs<T, V, NV, TPR>(reg, row, vectors, base, lane);
+        fx_load_packs<T, V, NV, TPR>(yreg, yrow, vectors, base, lane);
+        const A m = fx_row_reduce<TPR, CL>(fx_packs_max<T, V, NV>(reg), warp_max,
+                                           block_max + slot, fx_max_op());
+        // below, ties, sum(y'), and the sum over y' != 0 of y' (x - m)
+        fx_vals<4> sums = {{0.0, 0.0, 0.0, 0.0}};
+        fx_packs_below<T, V, NV>(sums, reg, m);
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            if (base + (fx_index)k * TPR + lane >= vectors)
+                continue;
+#pragma unroll
+            for (int e = 0; e < V; ++e) {
+                const double yj = a * (double)fx_value(yreg[k].v[e]) + b;
+                sums.v[2] += yj;
+                if (yj != 0.0)
+                    sums.v[3] += yj * ((double)fx_value(reg[k].v[e]) - (double)m);
+            }
+        }
+        sums = fx_row_reduce<TPR, CL>(sums, warp_sums, block_sums + slot, fx_sum_op());
+        double r = sums.v[0] + (sums.v[1] - 1.0);
+        if (!(m > -FX_INF && m < FX_INF))
+            r = __longlong_as_double(0x7ff8000000000000LL);
+        const double log_s = log1p(r), sum_y = sums.v[2];
+        if (lane == 0 && rank == 0)
+            fx_store(loss + i * loss_stride, sum_y * log_s - sums.v[3]);
+        const double sc = scale[i * scale_step];
+        const A ps = (A)(sc * sum_y / (1.0 + r)), ys = (A)sc;
+#pragma unroll
+        for (int k = 0; k < NV; ++k) {
+            const fx_index v = base + (fx_index)k * TPR + lane;
+            if (v >= vectors)
+                continue;
+            if (grad) {
+                fx_pack<T, V> out;
+#pragma unroll
+                for (int e = 0; e < V; ++e) {
+                    const A yj = (A)(a * (double)fx_value(yreg[k].v[e]) + b);
+                    out.v[e] = fx_bits(fx_exp_fast((A)(fx_value(reg[k].v[e]) - m)) * ps - ys * yj, T());
+                }
+                *reinterpret_cast<fx_pack<T, V> *>(grad + i * grad_stride + v * V) = out;
+            }
+            if (labels_grad) {
+                fx_pack<T, V> out;
+#pragma unroll
+                for (int e = 0; e < V; ++e)
+                    out.v[e] = fx_bits((A)(sc * a * (log_s + ((double)m - (double)fx_value(reg[k].v[e])))), T());
+                *reinterpret_cast<fx_pack<T, V> *>(labels_grad + i * labels_grad_stride + v * V) = out;
+            }
+        }
+    }
+    fx_cluster<CL>::sync();
+}
+
+// --- the loss alone, streamed: long rows without the gradient --------------------------------
+//
+// Without a gradient to write, nothing needs holding: each thread streams its vectors of
+// the row, U loads in flight, keeping an online normalizer (its max m, the sum `below` of
+// exp(x - m) over entries below m, and the count `ties` of entries equal to m); the
+// block's threads then rescale to the row's max and add up. A block per row, many blocks
+// per multiprocessor, so loads of one block overlap the reductions of another.
+
+template <typename T, int V, int TPR>
+__global__ void __launch_bounds__(TPR)
+fx_sparse_loss_stream(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
+                      const long long *labels, T *loss, fx_index loss_stride)
+{
+    typedef typename fx_compute<T>::type A;
+    const int U = 4, W = TPR / 32;
+    __shared__ A warp_max[W];
+    __shared__ fx_vals<2> warp_sums[W];
+    const fx_index vectors = cols / V;
+    for (fx_index i = blockIdx.x; i < rows; i += gridDim.x) {
+        const T *row = x + i * x_stride;
+        A m = -FX_INF;
+        double below = 0.0;
+        int ties = 0;
+        for (fx_index base = 0; base < vectors; base += U * TPR) {
+            fx_pack<T, V> reg[U];
+            fx_load_packs<T, V, U, TPR>(reg, row, vectors, base, threadIdx.x);
+            const A cm = fx_packs_max<T, V, U>(reg);
+            if (cm > m || cm != cm) {  // a new max: the old terms, ties included, rescale
+                below = (below + ties) * exp((double)m - (double)cm);
+                ties = 0;
+                m = cm;
+            }
+            fx_vals<2> s = {{0.0, 0.0}};
+            fx_packs_below<T, V, U>(s, reg, m);
+            below += s.v[0];
+            ties += (int)s.v[1];
+        }
+        const A row_max = fx_group_reduce<TPR>(m, warp_max, fx_max_op());
+        fx_vals<2> sums;
+        const bool at_max = m == row_max;
+        sums.v[0] = at_max ? below : (below + ties) * exp((double)m - (double)row_max);
+        sums.v[1] = at_max ? (double)ties : 0.0;
+        sums = fx_group_reduce<TPR>(sums, warp_sums, fx_sum_op());
+        if (threadIdx.x == 0) {
+            const long long t = labels[i];
+            double r = sums.v[0] + (sums.v[1] - 1.0);
+            if (!(row_max > -FX_INF && row_max < FX_INF) || t < 0 || t >= cols)
+                r = __longlong_as_double(0x7ff8000000000000LL);
+            const double xt = r == r ? (double)fx_load(row + t) : r;
+            fx_store(loss + i * loss_stride, log1p(r) + ((double)row_max - xt));
+        }
+    }
+}
+
+// Entry points. A warp per row: launch with 256 threads. A block per row: TPR threads.
+// Registers are budgeted for FX_FIT_THREADS_PER_SM resident threads: 64 registers a
+// thread. Measured on an H100 (docs/BENCHMARKS.md), two resident blocks of 512 beat one
+// by 1.3 to 1.5x although the compiler then spills a few bytes (at most 256 a thread, as
+// tests/test_cuda_compile.py checks).
+#ifndef FX_FIT_THREADS_PER_SM
+#define FX_FIT_THREADS_PER_SM 1024
+#endif
+#define FX_FIT_BOUNDS(threads) \
+    __launch_bounds__(threads, FX_FIT_THREADS_PER_SM > (threads) ? FX_FIT_THREADS_PER_SM / (threads) : 1)
+#define FX_FIT_PARAMS_SPARSE                                                                \
+    const T *x, fx_index rows, fx_index cols, fx_index x_stride, const long long *labels,     \
+        const double *scale, fx_index scale_step, T *loss, fx_index loss_stride, T *grad,     \
+        fx_index grad_stride
+#define FX_FIT_ARGS_SPARSE \
+    x, rows, cols, x_stride, labels, scale, scale_step, loss, loss_stride, grad, grad_stride
+#define FX_FIT_PARAMS_DENSE                                                                 \
+    const T *x, fx_index rows, fx_index cols, fx_index x_stride, const T *y,                  \
+        fx_index y_stride, double a, double b, const double *scale, fx_index scale_step,      \
+        T *loss, fx_index loss_stride, T *grad, fx_index grad_stride, T *labels_grad,         \
+        fx_index labels_grad_stride
+#define FX_FIT_ARGS_DENSE                                                                   \
+    x, rows, cols, x_stride, y, y_stride, a, b, scale, scale_step, loss, loss_stride, grad,   \
+        grad_stride, labels_grad, labels_grad_stride
+
+template <typename T, int V, int E, int TPR>
+__global__ void FX_FIT_BOUNDS(TPR == 32 ? 256 : TPR)
+fx_sparse_fit_rows(FX_FIT_PARAMS_SPARSE)
+{
+    fx_sparse_fit<T, V, E, TPR, 1>(FX_FIT_ARGS_SPARSE);
+}
+
+template <typename T, int V, int E, int TPR>
+__global__ void FX_FIT_BOUNDS(TPR == 32 ? 256 : TPR)
+fx_dense_fit_rows(FX_FIT_PARAMS_DENSE)
+{
+    fx_dense_fit<T, V, E, TPR, 1>(FX_FIT_ARGS_DENSE);
+}
+
+#ifdef FX_CLUSTERS
+template <typename T, int V, int E, int TPR, int CL>
+__global__ void __cluster_dims__(CL, 1, 1) FX_FIT_BOUNDS(TPR)
+fx_sparse_fit_cluster(FX_FIT_PARAMS_SPARSE)
+{
+    fx_sparse_fit<T, V, E, TPR, CL>(FX_FIT_ARGS_SPARSE);
+}
+
+template <typename T, int V, int E, int TPR, int CL>
+__global__ void __cluster_dims__(CL, 1, 1) FX_FIT_BOUNDS(TPR)
+fx_dense_fit_cluster(FX_FIT_PARAMS_DENSE)
+{
+    fx_dense_fit<T, V, E, TPR, CL>(FX_FIT_ARGS_DENSE);
+}
+#endif
 
 // --- a class axis split across blocks (the Dask backend): the same steps, from given
 // normalizers. Rows here hold one block of a row's classes; per-row arrays have one
