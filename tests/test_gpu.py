@@ -16,7 +16,10 @@ except Exception as error:  # no driver or no device
 
 pytestmark = pytest.mark.gpu
 
-SHAPES = [(5, 1), (37, 10), (64, 1000), (3, 2049), (4, 40000)]  # warp and block per row
+# rows in registers (a warp, a block or a cluster per row; 16-byte or scalar loads) and
+# rows streamed (too long to fit)
+SHAPES = [(5, 1), (37, 10), (64, 1000), (7, 1001), (3, 2049), (5, 40000), (6, 50257),
+          (5, 140000), (5, 300000)]
 DTYPES = [np.float16, np.float32, np.float64]
 
 
@@ -133,3 +136,30 @@ def test_dask_with_cupy_chunks(rng, class_chunks):
     assert isinstance(loss, cupy.ndarray) and isinstance(grad, cupy.ndarray)
     np.testing.assert_allclose(cupy.asnumpy(loss), want[0], rtol=1e-5)
     np.testing.assert_allclose(cupy.asnumpy(grad), want[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_more_rows_than_the_grid_holds(rng, dtype):
+    # clusters of blocks loop over several rows each (the double-buffered exchange)
+    logits, labels = _case(rng, (4500, 20000), dtype)
+    want = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                       return_grad=True)
+    x, t = _on_gpu(logits, labels)
+    got = nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, return_grad=True,
+                                                      grad_out=x)
+    _check(got, want, dtype)
+
+
+@pytest.mark.parametrize("cols", [1000, 40000])
+def test_unaligned_rows_and_in_place(rng, cols):
+    # rows starting 4 bytes off a 16-byte boundary take the scalar loads
+    base = (rng.standard_normal((9, cols + 1)) * 3).astype(np.float32)
+    labels = rng.integers(0, cols, 9)
+    want = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=base[:, 1:],
+                                                       return_grad=True)
+    x = cupy.asarray(base)[:, 1:]
+    loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=cupy.asarray(labels),
+                                                             logits=x, return_grad=True,
+                                                             grad_out=x)
+    assert grad is x
+    _check([loss, x], want, np.float32)
