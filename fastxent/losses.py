@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import _checks, _rows
+from . import _checks, _extras, _rows
 from ._dispatch import backend_for
 
 __all__ = [
@@ -134,6 +134,38 @@ def _weighted_xent(backend, logits, labels, weighting, *, sparse, label_coef, re
     return (loss, grad) if return_grad else loss
 
 
+def _weighted_xent_extras(backend, logits, extras, weighting, *, return_grad, out, grad_out,
+                          n_threads):
+    """``_weighted_xent`` with PyTorch's options: ignored rows weigh 0 and a mean divides by
+    the rows' class weights (``fastxent._extras``)."""
+    xp = backend.xp
+    out, grad_out = _checks.output_arrays(
+        out, grad_out, return_grad=return_grad, result_shape=weighting.result_shape,
+        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits},
+        in_place_of="logits", xp=xp)
+    batch_shape = logits.shape[:-1]
+    weights = extras.times_keep(xp.broadcast_to(weighting.weights, batch_shape).reshape(-1))
+    if weighting.reduction == Reduction.MEAN:
+        weighting.denominator = float(xp.sum(extras.row_mass(weights)))
+    elif weighting.reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
+        weighting.denominator = float(xp.count_nonzero(weights))
+    elif weighting.reduction == Reduction.SUM_OVER_BATCH_SIZE and extras.keep is not None:
+        weighting.denominator = float(xp.count_nonzero(extras.keep))
+    weighting.zero = weighting.denominator == 0
+    weighting.broadcast = weights.reshape(batch_shape)
+    if weighting.zero:
+        grad = (_rows.zeros_like_result(xp, grad_out, logits.shape, logits.dtype)
+                if return_grad else None)
+        losses = xp.zeros(batch_shape)
+    else:
+        losses, grad = _extras.sparse_call(
+            backend, logits, extras, weights / weighting.denominator, return_grad=return_grad,
+            grad_out=grad_out, n_threads=n_threads)
+        losses = losses.reshape(batch_shape)
+    loss = weighting.reduce(losses, logits.dtype, out)
+    return (loss, grad) if return_grad else loss
+
+
 def softmax_cross_entropy(
     onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None, loss_collection=None,
     reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
@@ -216,7 +248,8 @@ def _squeeze_last(xp, array, rank):
 def sparse_softmax_cross_entropy(
     labels, logits, weights=1.0, scope=None, loss_collection=None,
     reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
-    grad_out=None, n_threads=None, validate=None,
+    grad_out=None, n_threads=None, validate=None, ignore_index=None, class_weight=None,
+    label_smoothing=0.0,
 ):
     """Weighted softmax cross-entropy of integer labels.
 
@@ -233,6 +266,13 @@ def sparse_softmax_cross_entropy(
         As in :func:`softmax_cross_entropy`.
     validate : bool, optional
         As in :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`.
+    ignore_index, class_weight, label_smoothing : optional
+        PyTorch's options, as in
+        :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits` (not on Dask
+        arrays). Ignored rows count as weight 0, so no reduction counts them:
+        ``SUM_OVER_BATCH_SIZE`` divides by the rows not ignored. With
+        ``class_weight``, ``MEAN`` divides by ``sum(weights * class_weight[labels])``
+        over the rows not ignored, which is PyTorch's ``reduction="mean"``.
 
     Returns
     -------
@@ -248,7 +288,11 @@ def sparse_softmax_cross_entropy(
     23.0002
     """
     backend = backend_for(labels=labels, logits=logits, weights=weights)
+    extras = _extras.SparseExtras.any_given(ignore_index, class_weight, label_smoothing)
     if getattr(backend, "lazy", False):
+        if extras:
+            raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
+                                      "available on Dask arrays")
         return _lazy_sparse(backend, labels, logits, weights, reduction, return_grad, out,
                             grad_out, n_threads, validate)
     xp = backend.xp
@@ -261,6 +305,12 @@ def sparse_softmax_cross_entropy(
         raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     weighting = _Weighting(weights, logits.shape[:-1], reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)
+    if extras:
+        options = _extras.SparseExtras(
+            xp, _extras.check_labels(labels, num_classes, backend, validate, ignore_index),
+            num_classes, ignore_index, class_weight, label_smoothing)
+        return _weighted_xent_extras(backend, logits, options, weighting, return_grad=return_grad,
+                                     out=out, grad_out=grad_out, n_threads=n_threads)
     label_rows = _checks.sparse_label_rows(labels, num_classes, backend, validate)
     return _weighted_xent(backend, logits, label_rows, weighting, sparse=True, label_coef=None,
                           return_grad=return_grad, out=out, grad_out=grad_out,

@@ -7,7 +7,7 @@ computed in the same pass over the logits.
 
 import numpy as np
 
-from . import _checks, _rows
+from . import _checks, _extras, _rows
 from ._dispatch import backend_for
 
 __all__ = [
@@ -23,7 +23,7 @@ def _scalar_if_0d(result, out):
 
 def sparse_softmax_cross_entropy_with_logits(
     *, labels=None, logits=None, name=None, return_grad=False, out=None, grad_out=None,
-    n_threads=None, validate=None,
+    n_threads=None, validate=None, ignore_index=None, class_weight=None, label_smoothing=0.0,
 ):
     """Softmax cross-entropy of integer class labels.
 
@@ -51,6 +51,17 @@ def sparse_softmax_cross_entropy_with_logits(
         InvalidArgumentError otherwise. None (the default) checks on the CPU;
         on the GPU (CuPy arrays) a bad label gives a NaN row instead, as in
         TensorFlow, unless ``validate=True``.
+    ignore_index : int, optional
+        Rows with this label get loss 0 and gradient 0 (PyTorch's ``ignore_index``;
+        not range-checked).
+    class_weight : array_like, shape ``(num_classes,)``, optional
+        Per-class weights (PyTorch's ``weight``): a row's loss and gradient are
+        scaled by the weight of its label (with smoothing, see below).
+    label_smoothing : float in [0, 1], default 0
+        PyTorch's label smoothing for integer labels, without building a dense
+        target: ``(1 - eps) * u[t] * (lse - x[t]) + eps / C * sum_j u[j] (lse - x[j])``
+        with ``u`` the class weights (1 without). TensorFlow has none of these
+        three; they are not available on Dask arrays.
 
     Returns
     -------
@@ -78,7 +89,11 @@ def sparse_softmax_cross_entropy_with_logits(
     array([1.3863, 3.4402])
     """
     backend = backend_for(labels=labels, logits=logits)
+    extras = _extras.SparseExtras.any_given(ignore_index, class_weight, label_smoothing)
     if getattr(backend, "lazy", False):
+        if extras:
+            raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
+                                      "available on Dask arrays")
         return backend.sparse_softmax_cross_entropy_with_logits(
             labels, logits, return_grad, out, grad_out, _checks.check_n_threads(n_threads),
             validate)
@@ -93,6 +108,19 @@ def sparse_softmax_cross_entropy_with_logits(
         out, grad_out, return_grad=return_grad, result_shape=labels.shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
         in_place_of="logits", xp=xp)
+    if extras:
+        options = _extras.SparseExtras(
+            xp, _extras.check_labels(labels, num_classes, backend, validate, ignore_index),
+            num_classes, ignore_index, class_weight, label_smoothing)
+        row_loss, grad = _extras.sparse_call(backend, logits, options, return_grad=return_grad,
+                                             grad_out=grad_out, n_threads=n_threads)
+        loss = row_loss.reshape(labels.shape)
+        if out is not None:
+            out[...] = loss
+            loss = out
+        else:
+            loss = _scalar_if_0d(loss.astype(logits.dtype), None)
+        return (loss, grad) if return_grad else loss
     label_rows = _checks.sparse_label_rows(labels, num_classes, backend, validate)
     loss, grad, _ = _rows.fused(backend, logits, label_rows, sparse=True, loss_dtype=logits.dtype,
                                 out=out, want_grad=return_grad, grad_out=grad_out,
