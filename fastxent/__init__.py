@@ -8,10 +8,16 @@ same pass over the logits:
 - ``fastxent.compat.v1.nn.softmax_cross_entropy_with_logits`` (deprecated, ``dim``)
 - ``fastxent.losses.softmax_cross_entropy``, ``sparse_softmax_cross_entropy``,
   ``compute_weighted_loss`` and ``Reduction``
+
+and for fitting linear models: ``fastxent.linear_cross_entropy`` (loss and
+gradients of ``X @ coef + intercept`` without the whole logits),
+``linear_cross_entropy_hessp``, ``LinearObjective`` (for SciPy's optimizers) and
+``fastxent.sklearn.SoftmaxRegression``.
 """
 
 from . import compat, losses, nn
 from ._errors import InvalidArgumentError
+from .linear import LinearObjective, linear_cross_entropy, linear_cross_entropy_hessp
 from .losses import Reduction
 from .nn import (
     softmax_cross_entropy_with_logits,
@@ -23,8 +29,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "InvalidArgumentError",
+    "LinearObjective",
     "Reduction",
     "compat",
+    "linear_cross_entropy",
+    "linear_cross_entropy_hessp",
     "losses",
     "nn",
     "softmax_cross_entropy_with_logits",

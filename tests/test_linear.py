@@ -1,0 +1,192 @@
+"""fastxent.linear_cross_entropy, its Hessian-vector product and LinearObjective.
+
+The reference materializes the logits and applies the reference loss; gradients are
+also checked by finite differences.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastxent
+import reference
+
+N, D, C = 37, 6, 5
+
+
+@pytest.fixture
+def problem(rng):
+    X = rng.standard_normal((N, D))
+    coef = rng.standard_normal((D, C))
+    intercept = rng.standard_normal(C)
+    labels = rng.integers(0, C, N)
+    return X, coef, intercept, labels
+
+
+def _reference(X, coef, intercept, labels, sample_weight=None, l2_reg=0.0, reduction="mean",
+               eps=0.0):
+    """Loss and gradients (coef, intercept, X) through the whole logits, in float64."""
+    X, coef = np.asarray(X, np.float64), np.asarray(coef, np.float64)
+    logits = X @ coef + (0 if intercept is None else intercept)
+    if labels.ndim == 1:
+        target = np.eye(C)[labels]
+    else:
+        target = labels
+    target = (1 - eps) * target + eps / C
+    rows, g_logits, _ = reference.dense(target, logits)
+    w = np.ones(N) if sample_weight is None else sample_weight
+    denominator = w.sum() if reduction == "mean" else 1.0
+    loss = (w * rows).sum() / denominator + 0.5 * l2_reg * (coef ** 2).sum()
+    g = g_logits * (w / denominator)[:, None]
+    return loss, X.T @ g + l2_reg * coef, g.sum(axis=0), g @ coef.T
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 8, None])
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_matches_the_materialized_logits(rng, problem, chunk_rows, kind):
+    X, coef, intercept, labels = problem
+    if kind == "dense":
+        labels = rng.dirichlet(np.ones(C), N)
+    sample_weight = rng.random(N)
+    loss, g_coef, g_intercept, g_X = fastxent.linear_cross_entropy(
+        X, coef, labels, intercept=intercept, sample_weight=sample_weight, l2_reg=0.3,
+        label_smoothing=0.1, return_grad_X=True, chunk_rows=chunk_rows)
+    want = _reference(X, coef, intercept, labels, sample_weight, 0.3, eps=0.1)
+    np.testing.assert_allclose(loss, want[0], rtol=1e-13)
+    for got, expected in zip((g_coef, g_intercept, g_X), want[1:]):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_sum_reduction_without_intercept(problem):
+    X, coef, _, labels = problem
+    loss, g_coef, g_intercept = fastxent.linear_cross_entropy(X, coef, labels, reduction="sum")
+    want = _reference(X, coef, None, labels, reduction="sum")
+    assert g_intercept is None
+    np.testing.assert_allclose(loss, want[0], rtol=1e-13)
+    np.testing.assert_allclose(g_coef, want[1], rtol=1e-12, atol=1e-14)
+    assert fastxent.linear_cross_entropy(X, coef, labels, return_grad=False) == pytest.approx(
+        _reference(X, coef, None, labels)[0], rel=1e-13)
+
+
+def test_float32(problem):
+    X, coef, intercept, labels = problem
+    loss, g_coef, g_intercept = fastxent.linear_cross_entropy(
+        X.astype(np.float32), coef.astype(np.float32), labels, intercept=intercept)
+    want = _reference(X.astype(np.float32), coef.astype(np.float32), intercept, labels)
+    assert g_coef.dtype == np.float32 and g_intercept.dtype == np.float32
+    np.testing.assert_allclose(loss, want[0], rtol=1e-5)
+    np.testing.assert_allclose(g_coef, want[1], atol=1e-5)
+
+
+def test_options_match_the_sparse_function(rng, problem):
+    X, coef, intercept, labels = problem
+    labels[[3, 9]] = -1
+    class_weight = rng.random(C) + 0.5
+    options = dict(ignore_index=-1, class_weight=class_weight, label_smoothing=0.2)
+    loss, g_coef, g_intercept = fastxent.linear_cross_entropy(
+        X, coef, labels, intercept=intercept, chunk_rows=5, **options)
+    logits = X @ coef + intercept
+    want, g_logits = fastxent.losses.sparse_softmax_cross_entropy(
+        labels, logits, reduction="weighted_mean", return_grad=True, **options)
+    np.testing.assert_allclose(loss, want, rtol=1e-13)
+    np.testing.assert_allclose(g_coef, X.T @ g_logits, atol=1e-14)
+    np.testing.assert_allclose(g_intercept, g_logits.sum(axis=0), atol=1e-14)
+
+
+def _flat_gradient_check(objective, w, rng):
+    loss, grad = objective(w)
+    step = 1e-6
+    for _ in range(5):
+        v = rng.standard_normal(w.size)
+        numeric = (objective(w + step * v)[0] - objective(w - step * v)[0]) / (2 * step)
+        assert numeric == pytest.approx(grad @ v, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_gradient_and_hessp_by_finite_differences(rng, problem, kind):
+    X, _, _, labels = problem
+    if kind == "dense":
+        labels = rng.dirichlet(np.ones(C), N)
+    objective = fastxent.LinearObjective(X, labels, C, sample_weight=rng.random(N), l2_reg=0.05,
+                                         label_smoothing=0.1, chunk_rows=7)
+    w = rng.standard_normal(objective.size)
+    _flat_gradient_check(objective, w, rng)
+    step = 1e-6
+    for _ in range(3):
+        v = rng.standard_normal(w.size)
+        numeric = (objective(w + step * v)[1] - objective(w - step * v)[1]) / (2 * step)
+        np.testing.assert_allclose(objective.hessp(w, v), numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_of_X_by_finite_differences(rng, problem):
+    X, coef, intercept, labels = problem
+    _, _, _, g_X = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                                 return_grad_X=True)
+    step = 1e-6
+    v = rng.standard_normal(X.shape)
+    numeric = (fastxent.linear_cross_entropy(X + step * v, coef, labels, intercept=intercept,
+                                             return_grad=False)
+               - fastxent.linear_cross_entropy(X - step * v, coef, labels, intercept=intercept,
+                                               return_grad=False)) / (2 * step)
+    assert numeric == pytest.approx((g_X * v).sum(), rel=1e-6)
+
+
+def test_scipy_newton_and_lbfgs_agree(rng, problem):
+    optimize = pytest.importorskip("scipy.optimize")
+    X, _, _, labels = problem
+    objective = fastxent.LinearObjective(X, labels, C, l2_reg=0.01)
+    x0 = np.zeros(objective.size)
+    newton = optimize.minimize(objective, x0, jac=True, hessp=objective.hessp,
+                               method="trust-ncg", options={"gtol": 1e-10})
+    lbfgs = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B",
+                              options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 5000})
+    assert newton.success and lbfgs.success
+    assert newton.fun == pytest.approx(lbfgs.fun, rel=1e-9)
+    assert np.abs(objective(newton.x)[1]).max() < 1e-8
+
+
+def test_never_holds_the_whole_logits(rng):
+    n, d, c = 20000, 8, 100
+    X = rng.standard_normal((n, d))
+    coef = rng.standard_normal((d, c))
+    labels = rng.integers(0, c, n)
+    tracemalloc.start()
+    fastxent.linear_cross_entropy(X, coef, labels, chunk_rows=500)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    logits_bytes = n * c * 8
+    assert peak < 0.1 * logits_bytes, (peak, logits_bytes)
+
+
+def test_zero_weights_give_zero(problem):
+    X, coef, intercept, labels = problem
+    loss, g_coef, g_intercept = fastxent.linear_cross_entropy(
+        X, coef, labels, intercept=intercept, sample_weight=np.zeros(N))
+    assert loss == 0 and not g_coef.any() and not g_intercept.any()
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"coef": np.zeros((D + 1, C))}, ValueError, "coef"),
+    ({"labels": np.zeros(N + 1, int)}, ValueError, "labels"),
+    ({"labels": np.full(N, C)}, fastxent.InvalidArgumentError, "outside the valid range"),
+    ({"labels": np.zeros((N, C + 1))}, ValueError, "dense labels"),
+    ({"intercept": np.zeros(C + 1)}, ValueError, "intercept"),
+    ({"sample_weight": np.ones(3)}, ValueError, "sample_weight"),
+    ({"reduction": "weighted_mean"}, ValueError, "reduction"),
+    ({"chunk_rows": 0}, ValueError, "chunk_rows"),
+    ({"l2_reg": -1.0}, ValueError, "l2_reg"),
+    ({"X": np.array([["a"] * D] * N)}, TypeError, "X must be real"),
+])
+def test_bad_arguments(problem, change, error, match):
+    X, coef, intercept, labels = problem
+    args = {"X": X, "coef": coef, "labels": labels, "intercept": intercept, **change}
+    with pytest.raises(error, match=match):
+        fastxent.linear_cross_entropy(args.pop("X"), args.pop("coef"), args.pop("labels"), **args)
+
+
+def test_class_weight_needs_integer_labels(rng, problem):
+    X, coef, _, _ = problem
+    with pytest.raises(ValueError, match="need integer labels"):
+        fastxent.linear_cross_entropy(X, coef, rng.dirichlet(np.ones(C), N),
+                                      class_weight=np.ones(C))
