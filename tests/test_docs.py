@@ -11,7 +11,8 @@ from fastxent import losses, nn
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
-@pytest.mark.parametrize("module", [nn, losses, fastxent.compat.v1.nn], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [nn, losses, fastxent.compat.v1.nn, fastxent.linear],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, _ = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert failures == 0
