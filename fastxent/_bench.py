@@ -429,7 +429,7 @@ def gpu_cases(cases, min_time, log):
 
                 row["torch_s"] = seconds(peer, copies)
             rows.append(row)
-        del xs, ts, grads
+        xs = ts = grads = None  # free the device memory before the next shape
         cupy.get_default_memory_pool().free_all_blocks()
     return rows
 

@@ -251,7 +251,6 @@ def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
 
 def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None):
     """As ``fastxent._cpu.dense_rows``; ``n_threads`` is ignored on the GPU."""
-    cupy = _cupy()
     rows, cols = logits.shape
     if rows == 0 or cols == 0:
         return

@@ -151,7 +151,6 @@ class _Problem:
 
     def curvature(self, start, stop):
         """Per-row factor ``c_i`` of the logits Hessian ``c_i (diag(p) - p p^T)``."""
-        xp = self.xp
         w = self.row_weights(start, stop)
         if self.sparse:
             return self.extras.rows(start, stop).kernel_scale(w)

@@ -163,3 +163,32 @@ def test_unaligned_rows_and_in_place(rng, cols):
                                                              grad_out=x)
     assert grad is x
     _check([loss, x], want, np.float32)
+
+
+def test_sparse_options_match_cpu(rng):
+    logits, labels = _case(rng, (30, 12), np.float32)
+    logits = np.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=-5.0)
+    labels[[2, 7]] = -100
+    options = dict(ignore_index=-100, class_weight=rng.random(12) + 0.5, label_smoothing=0.2)
+    want = losses.sparse_softmax_cross_entropy(labels, logits, reduction="weighted_mean",
+                                               return_grad=True, **options)
+    got = losses.sparse_softmax_cross_entropy(*_on_gpu(labels, logits), reduction="weighted_mean",
+                                              return_grad=True, **options)
+    np.testing.assert_allclose(cupy.asnumpy(got[0]), want[0], rtol=1e-5)
+    np.testing.assert_allclose(cupy.asnumpy(got[1]), want[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_linear_cross_entropy_matches_cpu(rng, kind):
+    X = rng.standard_normal((300, 16)).astype(np.float32)
+    coef = rng.standard_normal((16, 7)).astype(np.float32)
+    intercept = rng.standard_normal(7).astype(np.float32)
+    labels = rng.integers(0, 7, 300) if kind == "sparse" else rng.dirichlet(np.ones(7), 300)
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=64,
+                                         label_smoothing=0.1)
+    got = fastxent.linear_cross_entropy(*_on_gpu(X, coef, labels), intercept=cupy.asarray(intercept),
+                                        chunk_rows=64, label_smoothing=0.1)
+    np.testing.assert_allclose(float(got[0]), want[0], rtol=1e-5)
+    for g, w in zip(got[1:], want[1:]):
+        assert isinstance(g, cupy.ndarray)
+        np.testing.assert_allclose(cupy.asnumpy(g), w, atol=1e-5)
