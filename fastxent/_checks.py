@@ -53,6 +53,17 @@ def sparse_labels_array(labels, logits_shape, xp=np, name="labels"):
     return _native(a)
 
 
+def int64_rows(labels, xp=np):
+    """``labels`` flattened to a contiguous, aligned int64 array (a view where one exists).
+
+    Alignment matters: arrays unpickled from buffers (Dask's workers) can start at
+    any byte, and the kernels read labels as int64."""
+    rows = xp.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    if xp is np and not rows.flags.aligned:
+        rows = rows.copy()
+    return rows
+
+
 def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels"):
     """The labels flattened to contiguous int64 rows, after checking their range.
 
@@ -62,7 +73,7 @@ def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels"
     Raises InvalidArgumentError at the first label outside ``[0, num_classes)``,
     giving its value (as the caller passed it) and its position.
     """
-    rows = backend.xp.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    rows = int64_rows(labels, backend.xp)
     check = backend.checks_labels if validate is None else bool(validate)
     flat = backend.first_invalid_label(rows, num_classes) if check and rows.size else -1
     if flat < 0:

@@ -144,13 +144,13 @@ class SparseExtras:
 def check_labels(labels, num_classes, backend, validate, ignore_index):
     """Range-check the labels of the rows not ignored (as ``_checks.sparse_label_rows``);
     returns all the label rows, ignored ones included, as int64."""
-    from ._checks import sparse_label_rows
+    from ._checks import int64_rows, sparse_label_rows
 
     xp = backend.xp
     ignore_index = _ignore_index_value(ignore_index)
     checked = labels if ignore_index is None else xp.where(labels == ignore_index, 0, labels)
     sparse_label_rows(checked, num_classes, backend, validate)
-    return xp.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
+    return int64_rows(labels, xp)
 
 
 def sparse_call(backend, logits, extras, weight=1.0, *, return_grad, grad_out, n_threads):

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from . import _checks
+
 
 _ONE = np.ones(1)
 _ONE.flags.writeable = False
@@ -110,7 +112,7 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     xp = backend.xp
     x_rows, _ = _as_rows(xp, logits, axis, rows_shape, copy_ok=True)
     if sparse:
-        y_rows = xp.ascontiguousarray(labels.reshape(rows), dtype=np.int64)
+        y_rows = _checks.int64_rows(labels, xp)
     else:
         y_rows, _ = _as_rows(xp, labels, axis, rows_shape, copy_ok=True)
     if scale is None and xp is np:

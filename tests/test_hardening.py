@@ -94,7 +94,13 @@ def _labels(draw, shape, num_classes):
     with np.errstate(all="ignore"):
         if np.dtype(dtype).kind == "u":
             labels = np.where(labels < 0, np.iinfo(dtype).max, labels)
-        return labels.astype(dtype)
+        labels = labels.astype(dtype)
+    if draw(st.booleans()) and labels.itemsize > 1:  # unaligned, as unpickled buffers can be
+        raw = np.zeros(labels.nbytes + 1, np.uint8)
+        view = np.frombuffer(raw.data, labels.dtype, labels.size, offset=1).reshape(labels.shape)
+        view[...] = labels
+        return view
+    return labels
 
 
 def _snapshot(*arrays):

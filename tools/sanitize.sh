@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build fastxent's extension with AddressSanitizer and UndefinedBehaviorSanitizer in a
+# scratch copy of the tree and run the test suite against it.
+#   tools/sanitize.sh [pytest arguments]      (default: the whole suite, -x)
+# Needs gcc with libasan/libubsan. Python itself is not instrumented, so libasan is
+# preloaded; leak detection is off (CPython keeps memory alive at exit by design).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$work")
+cd "$work"
+flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
+CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FASTXENT_NO_OPENMP=${FASTXENT_NO_OPENMP:-} \
+    python setup.py -q build_ext --inplace >build.log 2>&1 || { tail -30 build.log; exit 1; }
+so=$(ls fastxent/_kernels*.so)
+ldd "$so" | grep -q libasan || { echo "$so is not instrumented" >&2; exit 1; }
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+python -c "import fastxent, sys; assert fastxent.__file__.startswith('$work'), fastxent.__file__"
+# the tests that build or benchmark in subprocesses are left to the normal run
+python -m pytest -q -p no:cacheprovider -x \
+    --ignore=tests/test_build.py --ignore=tests/test_bench.py --ignore=tests/test_asv.py \
+    --ignore=tests/test_cuda_compile.py "${@:-tests}"
