@@ -26,15 +26,15 @@ import numpy as xp
 
 try:
     from ._kernels import build_info as info
+    from ._kernels import dense_rows as _dense_rows
     from ._kernels import (
         dense_grad_given,
-        dense_rows,
         dense_sums_given,
         first_invalid_label,
         row_partials,
         sparse_grad_given,
-        sparse_rows,
     )
+    from ._kernels import sparse_rows as _sparse_rows
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was installed
     here = pathlib.Path(__file__).resolve().parent
     raise ImportError(
@@ -44,6 +44,38 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was
     ) from error
 
 checks_labels = True
+
+# Entries per kernel call. The kernels run without the GIL and do not look at
+# signals; a larger call is cut into blocks of rows, and Python handles Ctrl-C
+# between blocks (a few tens of milliseconds apart), leaving the outputs partly written.
+INTERRUPT_ENTRIES = 1 << 26
+
+
+def _blocks(logits, *per_row):
+    """Row blocks of ``logits`` (N, C) and of the per-row arrays (None and
+    single-entry scales are passed whole)."""
+    rows, cols = logits.shape
+    step = max(1, INTERRUPT_ENTRIES // max(cols, 1))
+    if rows <= step:
+        yield (logits,) + per_row
+        return
+    for start in range(0, rows, step):
+        part = slice(start, start + step)
+        yield (logits[part],) + tuple(
+            a if a is None or (a.ndim == 1 and a.shape[0] == 1 and rows != 1) else a[part]
+            for a in per_row)
+
+
+def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
+    """The kernel's ``sparse_rows``, in blocks of rows (see ``INTERRUPT_ENTRIES``)."""
+    for x, t, out, g, s in _blocks(logits, labels, loss, grad, scale):
+        _sparse_rows(x, t, out, g, s, n_threads)
+
+
+def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None):
+    """The kernel's ``dense_rows``, in blocks of rows (see ``INTERRUPT_ENTRIES``)."""
+    for x, y, out, g, gy, s in _blocks(logits, labels, loss, grad, labels_grad, scale):
+        _dense_rows(x, y, out, g, gy, a, b, s, n_threads)
 
 __all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",
            "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",
