@@ -345,7 +345,8 @@ def test_no_leak_over_100000_calls(rng):
     tracemalloc.stop()
     growth = _rss_mb() - rss_before
     assert traced < 1 << 20, f"{traced} bytes still allocated after 100,000 calls"
-    assert growth < 16, f"resident memory grew by {growth:.1f} MB"
+    if not os.environ.get("FASTXENT_SANITIZED"):  # AddressSanitizer holds freed memory back
+        assert growth < 16, f"resident memory grew by {growth:.1f} MB"
 
 
 # --- interrupts -------------------------------------------------------------------------------
