@@ -106,14 +106,13 @@ class SparseExtras:
 
     def before_kernel(self, x_rows):
         """What the loss needs from the logits before the kernel may overwrite them:
-        ``x[t]`` and ``x . u - U * x[t]`` per row (float64), with smoothing; else None."""
+        ``x . u - U * x[t]`` per row (float64), with smoothing; else None."""
         if self.eps == 0:
             return None
         xp = self.xp
         x_t = xp.take_along_axis(x_rows, self.labels[:, None], axis=1)[:, 0].astype(np.float64)
         u = xp.ones(self.num_classes) if self.u is None else self.u
-        spread = x_rows.astype(np.float64) @ u - self.total_u * x_t
-        return spread
+        return x_rows.astype(np.float64, copy=False) @ u - self.total_u * x_t
 
     def row_loss(self, ce, spread):
         """The per-row loss (float64) from the kernel's ``lse - x[t]``."""

@@ -79,6 +79,12 @@ class _Weighting:
         # A zero denominator gives exactly 0 and a zero gradient (div_no_nan).
         self.zero = self.denominator == 0
 
+    def reweight(self, weights, denominator):
+        """Use these per-loss ``weights`` (the losses' shape) and ``denominator`` instead."""
+        self.broadcast = weights
+        self.denominator = denominator
+        self.zero = denominator == 0
+
     @property
     def result_shape(self):
         return self.broadcast.shape if self.reduction == Reduction.NONE else ()
@@ -145,14 +151,14 @@ def _weighted_xent_extras(backend, logits, extras, weighting, *, return_grad, ou
         in_place_of="logits", xp=xp)
     batch_shape = logits.shape[:-1]
     weights = extras.times_keep(xp.broadcast_to(weighting.weights, batch_shape).reshape(-1))
+    denominator = weighting.denominator
     if weighting.reduction == Reduction.MEAN:
-        weighting.denominator = float(xp.sum(extras.row_mass(weights)))
+        denominator = float(xp.sum(extras.row_mass(weights)))
     elif weighting.reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-        weighting.denominator = float(xp.count_nonzero(weights))
+        denominator = float(xp.count_nonzero(weights))
     elif weighting.reduction == Reduction.SUM_OVER_BATCH_SIZE and extras.keep is not None:
-        weighting.denominator = float(xp.count_nonzero(extras.keep))
-    weighting.zero = weighting.denominator == 0
-    weighting.broadcast = weights.reshape(batch_shape)
+        denominator = float(xp.count_nonzero(extras.keep))
+    weighting.reweight(weights.reshape(batch_shape), denominator)
     if weighting.zero:
         grad = (_rows.zeros_like_result(xp, grad_out, logits.shape, logits.dtype)
                 if return_grad else None)
