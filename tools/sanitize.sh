@@ -14,7 +14,10 @@ flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fr
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FASTXENT_NO_OPENMP=${FASTXENT_NO_OPENMP:-} \
     python setup.py -q build_ext --inplace >build.log 2>&1 || { tail -30 build.log; exit 1; }
 so=$(ls fastxent/_kernels*.so)
-ldd "$so" | grep -q libasan || { echo "$so is not instrumented" >&2; exit 1; }
+# Not `ldd | grep -q`: under pipefail, grep -q exits at its first match and ldd may then die
+# of SIGPIPE, failing the pipeline (about one run in eight).
+libs=$(ldd "$so")
+grep -q libasan <<<"$libs" || { echo "$so is not instrumented" >&2; exit 1; }
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1
 export FASTXENT_SANITIZED=1  # the leak test then checks tracemalloc only (ASan's quarantine grows RSS)
