@@ -1,13 +1,14 @@
 """Build of the compiled kernels; the metadata lives in pyproject.toml.
 
-``fastxent/_src/fx_kernels.c`` is compiled once per instruction set (AVX-512,
-AVX2+FMA, and the SSE2/plain-C baseline) into separate objects linked into
-the one extension; ``fx_dispatch.c`` picks among them at import. Off x86-64
-only the baseline is built. OpenMP is used when the compiler accepts it;
-otherwise the kernels build and run serially. FASTXENT_NO_OPENMP=1 forces the
-serial build.
+``fastxent/_src/fx_kernels.c`` is compiled once per entry of ``fastxent/_src/fx_isa_list.h``
+that builds on this machine (on x86-64: AVX-512, AVX2+FMA, SSE2 and plain C; on aarch64:
+NEON and plain C), into separate objects linked into the one extension;
+``fx_dispatch.c`` picks among them at import. OpenMP is used when the compiler accepts it;
+otherwise the kernels build and run serially. FASTXENT_NO_OPENMP=1 forces the serial
+build.
 """
 
+import importlib.util
 import os
 import platform
 import sys
@@ -20,14 +21,18 @@ from setuptools.command.build_ext import build_ext
 
 SRC = "fastxent/_src"
 KERNEL_SOURCE = f"{SRC}/fx_kernels.c"
-HEADERS = [f"{SRC}/{name}" for name in (
-    "fx_half.h", "fx_kernels.h", "fx_kernels_impl.h", "fx_math.h", "fx_omp.h", "fx_simd.h")]
+HEADERS = [os.path.join(SRC, name) for name in sorted(os.listdir(SRC)) if name.endswith(".h")]
 # No -ffast-math: the kernels rely on IEEE NaN and infinity semantics.
 OPTIMIZE = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
-X86_BUILDS = {
-    "avx512": ["-DFX_AVX512", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mfma"],
-    "avx2": ["-DFX_AVX2", "-mavx2", "-mfma"],
-}
+
+
+def _isa_list():
+    """The instruction sets of fx_isa_list.h, read by fastxent/_isa.py (loaded by path:
+    the package itself cannot be imported before it is built)."""
+    spec = importlib.util.spec_from_file_location("_fastxent_isa", "fastxent/_isa.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.isa_list()
 
 
 def _compiles(compiler, flags, source="int main(void) { return 0; }\n", link=False):
@@ -70,22 +75,27 @@ class BuildKernels(build_ext):
     """Compile the kernel source once per instruction set before linking the extension."""
 
     def build_extension(self, ext):
-        builds = {"baseline": []}
-        if platform.machine().lower() in ("x86_64", "amd64") and sys.platform != "win32":
-            for name, flags in X86_BUILDS.items():
-                if _compiles(self.compiler, flags):
-                    builds[name] = flags
-                else:
-                    print(f"fastxent: the compiler cannot target {name}; skipping it",
-                          file=sys.stderr)
+        machine = platform.machine()
+        built = []
         objects = []
-        for name, flags in builds.items():
+        for isa in _isa_list():
+            if not isa.builds_on(machine):
+                continue
+            flags = isa.flags
+            if sys.platform == "win32" and flags:
+                continue  # MSVC takes other flags; the entries without any still build
+            if flags and not _compiles(self.compiler, flags):
+                print(f"fastxent: the compiler cannot target {isa.name}; skipping it",
+                      file=sys.stderr)
+                continue
             objects += self.compiler.compile(
-                [KERNEL_SOURCE], output_dir=os.path.join(self.build_temp, name),
-                include_dirs=ext.include_dirs, extra_postargs=OPTIMIZE + flags,
-                depends=HEADERS)
-            if name != "baseline":
-                ext.define_macros.append((f"FX_HAVE_{name.upper()}", "1"))
+                [KERNEL_SOURCE], output_dir=os.path.join(self.build_temp, isa.name),
+                macros=[("FX_ISA", isa.name)], include_dirs=ext.include_dirs,
+                extra_postargs=OPTIMIZE + flags, depends=HEADERS)
+            built.append(isa.name)
+        if not built:
+            raise RuntimeError(f"fastxent: no instruction set of fx_isa_list.h builds on {machine}")
+        ext.define_macros.append(("FX_BUILT", " ".join(f"X({name})" for name in built)))
         ext.extra_objects = objects
         super().build_extension(ext)
 

@@ -32,18 +32,38 @@ cdef extern from "fx_omp.h" nogil:
 
 cdef extern from "fx_kernels.h" nogil:
     enum: FX_PART
+    enum: FX_CHUNK_F32
+    enum: FX_CHUNK_F64
+    Py_ssize_t fx_work_size(Py_ssize_t n)
+    ctypedef struct fx_partial:
+        double m
+        double r
+        double sy
+        double syx
     ctypedef struct fx_kernels:
         const char *name
-        int block_lanes_f32
-        int block_lanes_f64
-        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double scale, float *g) noexcept nogil
-        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double scale, double *g) noexcept nogil
+        int block_rows_f32
+        int block_rows_f64
+        int block_cols_f32
+        int block_cols_f64
+        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double scale, float *g,
+                                 double *work) noexcept nogil
+        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double scale,
+                                 double *g, double *work) noexcept nogil
         double (*dense_row_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b,
-                                double scale, float *g, float *gy) noexcept nogil
+                                double scale, float *g, float *gy, double *work) noexcept nogil
         double (*dense_row_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
-                                double scale, double *g, double *gy) noexcept nogil
-        void (*normalizer_part_f32)(const float *x, Py_ssize_t n, double *m, double *r) noexcept nogil
-        void (*normalizer_part_f64)(const double *x, Py_ssize_t n, double *m, double *r) noexcept nogil
+                                double scale, double *g, double *gy, double *work) noexcept nogil
+        void (*part_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b, float *g,
+                         double *chunk_max, fx_partial *out) noexcept nogil
+        void (*part_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
+                         double *g, double *chunk_max, fx_partial *out) noexcept nogil
+        void (*grad_finish_f32)(float *g, const float *y, Py_ssize_t n, double a, double b,
+                                const double *chunk_max, double m, double p_scale,
+                                double y_scale) noexcept nogil
+        void (*grad_finish_f64)(double *g, const double *y, Py_ssize_t n, double a, double b,
+                                const double *chunk_max, double m, double p_scale,
+                                double y_scale) noexcept nogil
         void (*sparse_grad_part_f32)(const float *x, Py_ssize_t n, double m, double inv, float *g) noexcept nogil
         void (*sparse_grad_part_f64)(const double *x, Py_ssize_t n, double m, double inv, double *g) noexcept nogil
         void (*dense_sums_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
@@ -72,8 +92,13 @@ cdef extern from "fx_kernels.h" nogil:
                                 Py_ssize_t gys, double *loss, Py_ssize_t ls) noexcept nogil
         void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
+        void (*log1p_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
+        void (*log1p_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
     int fx_supported_kernels(const fx_kernels **out)
     void fx_combine(double *m, double *r, double mc, double rc)
+    void fx_partial_empty(fx_partial *p)
+    void fx_combine_partial(fx_partial *acc, const fx_partial *p)
+    void fx_partial_finish(fx_partial *row)
     double fx_sparse_loss(double m, double r, double xt)
     double fx_sparse_target_grad(double m, double r, double xt, double scale)
 
@@ -93,14 +118,13 @@ cdef enum Kind:
 cdef enum:
     # Below this many logits a call runs on one thread: starting a team costs more.
     SERIAL_BELOW = 32768
-    # Block kernels take rows of at most two tiles of lanes classes.
-    BLOCK_TILES = 2
-    MAX_LANES = 16
+    # The most rows a block kernel takes (VF_LANES of the widest instruction set).
+    MAX_LANES = 64
 
 
 # --- the instruction-set path -------------------------------------------------------------
 
-cdef const fx_kernels *_supported[8]
+cdef const fx_kernels *_supported[16]
 cdef int _n_supported = fx_supported_kernels(_supported)
 cdef const fx_kernels *_active = _supported[0]
 
@@ -240,18 +264,30 @@ cdef inline void _scatter(const Strided *a, Py_ssize_t i, const real *row) noexc
 
 
 cdef class _Scratch:
-    """Per-thread scratch, allocated with the GIL held before any output is written."""
+    """Per-thread scratch, allocated with the GIL held before any output is written: room
+    for gathered rows (``row_bytes``), then ``work_doubles`` doubles of the row kernels'
+    work space (the chunks' maxes of a row with a gradient)."""
     cdef char *block
     cdef Py_ssize_t per_thread
+    cdef Py_ssize_t work_offset
 
-    def __cinit__(self, Py_ssize_t n_threads, Py_ssize_t bytes_per_thread):
-        self.per_thread = (bytes_per_thread + 63) // 64 * 64
+    def __cinit__(self, Py_ssize_t n_threads, Py_ssize_t row_bytes, Py_ssize_t work_doubles=0):
+        self.work_offset = (row_bytes + 63) // 64 * 64
+        self.per_thread = max(64, (self.work_offset + 8 * work_doubles + 63) // 64 * 64)
         self.block = <char *>malloc(n_threads * self.per_thread)
         if self.block == NULL:
             raise MemoryError("fastxent could not allocate its per-thread scratch")
 
     def __dealloc__(self):
         free(self.block)
+
+
+cdef inline char *_rows_of(_Scratch s, int thread) noexcept nogil:
+    return s.block + thread * s.per_thread
+
+
+cdef inline double *_work_of(_Scratch s, int thread) noexcept nogil:
+    return <double *>(s.block + thread * s.per_thread + s.work_offset)
 
 
 cdef struct Plan:
@@ -266,7 +302,7 @@ cdef struct Plan:
 cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_threads) except *:
     """How to run one call: the kernel shape, thread counts and direct-access flags."""
     cdef Plan p
-    cdef Py_ssize_t requested
+    cdef Py_ssize_t requested, block_cols
     cdef bint small_call
     p.kind = F64 if x.kind == F64 else F32
     p.x_direct = _direct(x, p.kind)
@@ -278,9 +314,12 @@ cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_thread
         raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
     small_call = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
     p.threads = 1 if small_call else <int>min(requested, x.rows)
-    p.lanes = _active.block_lanes_f64 if p.kind == F64 else _active.block_lanes_f32
-    if not (p.lanes and x.cols <= BLOCK_TILES * p.lanes and p.x_direct and p.y_direct
-            and p.g_direct and p.gy_direct and x.rows >= p.lanes):
+    if p.kind == F64:
+        p.lanes, block_cols = _active.block_rows_f64, _active.block_cols_f64
+    else:
+        p.lanes, block_cols = _active.block_rows_f32, _active.block_cols_f32
+    if not (x.cols <= block_cols and p.x_direct and p.y_direct and p.g_direct and p.gy_direct
+            and x.rows >= p.lanes):
         p.lanes = 0
     p.blocks = x.rows // p.lanes if p.lanes else 0
     if p.lanes and not small_call:
@@ -292,6 +331,14 @@ cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_thread
     return p
 
 
+cdef inline Py_ssize_t _chunk(real *witness) noexcept nogil:
+    return FX_CHUNK_F64 if real is double else FX_CHUNK_F32
+
+
+cdef inline Py_ssize_t _parts(Py_ssize_t c) noexcept nogil:
+    return (c + FX_PART - 1) // FX_PART
+
+
 # --- sparse labels ------------------------------------------------------------------------
 
 cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels, Strided *loss,
@@ -300,21 +347,23 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
     cdef Py_ssize_t i, c = x.cols
     cdef real *xbuf = NULL
     cdef real *gbuf = NULL
+    cdef double *work = NULL
     cdef real *xr
     cdef real *gr
     cdef double value
     with parallel(num_threads=n_threads):
-        xbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
+        xbuf = <real *>_rows_of(scratch, threadid())
         gbuf = xbuf + c
+        work = _work_of(scratch, threadid())
         for i in prange(first, x.rows, schedule='static'):
             xr = _row(x, i, p.x_direct, xbuf)
             gr = NULL
             if grad != NULL:
                 gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
             if real is float:
-                value = _active.sparse_row_f32(xr, c, labels[i], scale[i * scale_step], gr)
+                value = _active.sparse_row_f32(xr, c, labels[i], scale[i * scale_step], gr, work)
             else:
-                value = _active.sparse_row_f64(xr, c, labels[i], scale[i * scale_step], gr)
+                value = _active.sparse_row_f64(xr, c, labels[i], scale[i * scale_step], gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
                 _scatter(grad, i, gr)
@@ -332,7 +381,7 @@ cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labe
     if grad != NULL:
         gs = grad.row_stride // sizeof(real)
     with parallel(num_threads=p.threads):
-        lossbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
+        lossbuf = <real *>_rows_of(scratch, threadid())
         for b in prange(p.blocks, schedule='static'):
             i0 = b * lanes
             g0 = NULL
@@ -352,35 +401,51 @@ cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labe
                     _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
 
 
-cdef void _split_normalizer(real *witness, Plan *p, const real *xr, Py_ssize_t c,
-                            double *pm, double *pr, double *m, double *r) noexcept nogil:
-    """A long row's normalizer: its parts on all threads, combined in order (as the
-    row kernels do on one thread, so the bits are the same)."""
-    cdef Py_ssize_t k, start, length, parts = (c + FX_PART - 1) // FX_PART
-    for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+cdef void _split_partial(real *witness, Plan *p, const real *xr, const real *yr, Py_ssize_t c,
+                         double a, double b, real *stored, double *work, fx_partial *parts,
+                         fx_partial *row) noexcept nogil:
+    """A long row's partial: its parts on all threads, combined in order, as the row
+    kernels do on one thread (fx_kernels_impl.h's row_partial), so the bits are the same."""
+    cdef Py_ssize_t k, start, length, chunk = _chunk(witness)
+    for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
         start = k * FX_PART
         length = min(<Py_ssize_t>FX_PART, c - start)
         if real is float:
-            _active.normalizer_part_f32(xr + start, length, &pm[k], &pr[k])
+            _active.part_f32(xr + start, yr + start if yr != NULL else NULL, length, a, b,
+                             stored + start if stored != NULL else NULL,
+                             work + start // chunk if stored != NULL else NULL, &parts[k])
         else:
-            _active.normalizer_part_f64(xr + start, length, &pm[k], &pr[k])
-    m[0] = -INFINITY
-    r[0] = -1.0
-    for k in range(parts):
-        fx_combine(m, r, pm[k], pr[k])
-    if m[0] == -INFINITY:
-        r[0] = NAN
+            _active.part_f64(xr + start, yr + start if yr != NULL else NULL, length, a, b,
+                             stored + start if stored != NULL else NULL,
+                             work + start // chunk if stored != NULL else NULL, &parts[k])
+    fx_partial_empty(row)
+    for k in range(_parts(c)):
+        fx_combine_partial(row, &parts[k])
+    fx_partial_finish(row)
+
+
+cdef void _split_finish(real *witness, Plan *p, real *gr, const real *yr, Py_ssize_t c,
+                        double a, double b, const double *work, double m, double p_scale,
+                        double y_scale) noexcept nogil:
+    cdef Py_ssize_t k, start, length, chunk = _chunk(witness)
+    for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
+        start = k * FX_PART
+        length = min(<Py_ssize_t>FX_PART, c - start)
+        if real is float:
+            _active.grad_finish_f32(gr + start, yr + start if yr != NULL else NULL, length, a, b,
+                                    work + start // chunk, m, p_scale, y_scale)
+        else:
+            _active.grad_finish_f64(gr + start, yr + start if yr != NULL else NULL, length, a, b,
+                                    work + start // chunk, m, p_scale, y_scale)
 
 
 cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
                         Strided *loss, Strided *grad, const double *scale,
-                        Py_ssize_t scale_step, double *partials) noexcept nogil:
-    """Few long rows: each row's parts run on several threads, combined in order."""
-    cdef Py_ssize_t i, k, t, start, length, c = x.cols
-    cdef Py_ssize_t parts = (c + FX_PART - 1) // FX_PART
-    cdef double *pm = partials
-    cdef double *pr = partials + parts
-    cdef double m, r, xt, sc, value
+                        Py_ssize_t scale_step, fx_partial *parts, double *work) noexcept nogil:
+    """Few long rows: each row's parts run on several threads (sparse_row's steps)."""
+    cdef Py_ssize_t i, t, c = x.cols
+    cdef fx_partial row
+    cdef double xt, sc, value
     cdef const real *xr
     cdef real *gr
     for i in range(x.rows):
@@ -390,23 +455,17 @@ cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *label
         sc = scale[i * scale_step]
         if t < 0 or t >= c:
             if real is float:
-                value = _active.sparse_row_f32(xr, c, t, sc, gr)
+                value = _active.sparse_row_f32(xr, c, t, sc, gr, work)
             else:
-                value = _active.sparse_row_f64(xr, c, t, sc, gr)
+                value = _active.sparse_row_f64(xr, c, t, sc, gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             continue
-        _split_normalizer(witness, p, xr, c, pm, pr, &m, &r)
         xt = xr[t]
+        _split_partial(witness, p, xr, NULL, c, 0.0, 0.0, gr, work, parts, &row)
         if gr != NULL:
-            for k in prange(parts, num_threads=p.split_threads, schedule='static'):
-                start = k * FX_PART
-                length = min(<Py_ssize_t>FX_PART, c - start)
-                if real is float:
-                    _active.sparse_grad_part_f32(xr + start, length, m, sc / (1.0 + r), gr + start)
-                else:
-                    _active.sparse_grad_part_f64(xr + start, length, m, sc / (1.0 + r), gr + start)
-            gr[t] = <real>fx_sparse_target_grad(m, r, xt, sc)
-        _store(loss.data + i * loss.row_stride, loss.kind, fx_sparse_loss(m, r, xt))
+            _split_finish(witness, p, gr, NULL, c, 0.0, 0.0, work, row.m, sc / (1.0 + row.r), 0.0)
+            gr[t] = <real>fx_sparse_target_grad(row.m, row.r, xt, sc)
+        _store(loss.data + i * loss.row_stride, loss.kind, fx_sparse_loss(row.m, row.r, xt))
 
 
 def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
@@ -439,16 +498,17 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
         return
     item = 8 if p.kind == F64 else 4
     if p.split_threads > 1:
-        scratch = _Scratch(1, 2 * ((x.cols + FX_PART - 1) // FX_PART) * 8)
+        scratch = _Scratch(1, _parts(x.cols) * sizeof(fx_partial), fx_work_size(x.cols))
         with nogil:
             if p.kind == F64:
                 _sparse_split(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                              <double *>scratch.block)
+                              <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
             else:
                 _sparse_split(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                              <double *>scratch.block)
+                              <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
         return
-    scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * item, MAX_LANES * 8))
+    scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * item, MAX_LANES * 8),
+                       fx_work_size(x.cols) if gp != NULL else 0)
     with nogil:
         if p.lanes:
             if p.kind == F64:
@@ -476,16 +536,18 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
     cdef real *ybuf = NULL
     cdef real *gbuf = NULL
     cdef real *gybuf = NULL
+    cdef double *work = NULL
     cdef real *xr
     cdef real *yr
     cdef real *gr
     cdef real *gyr
     cdef double value
     with parallel(num_threads=n_threads):
-        xbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
+        xbuf = <real *>_rows_of(scratch, threadid())
         ybuf = xbuf + c
         gbuf = ybuf + c
         gybuf = gbuf + c
+        work = _work_of(scratch, threadid())
         for i in prange(first, x.rows, schedule='static'):
             xr = _row(x, i, p.x_direct, xbuf)
             yr = _row(y, i, p.y_direct, ybuf)
@@ -496,9 +558,9 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
             if ygrad != NULL:
                 gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
             if real is float:
-                value = _active.dense_row_f32(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+                value = _active.dense_row_f32(xr, yr, c, a, b, scale[i * scale_step], gr, gyr, work)
             else:
-                value = _active.dense_row_f64(xr, yr, c, a, b, scale[i * scale_step], gr, gyr)
+                value = _active.dense_row_f64(xr, yr, c, a, b, scale[i * scale_step], gr, gyr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
                 _scatter(grad, i, gr)
@@ -523,7 +585,7 @@ cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided 
     if ygrad != NULL:
         gys = ygrad.row_stride // sizeof(real)
     with parallel(num_threads=p.threads):
-        lossbuf = <real *>(scratch.block + threadid() * scratch.per_thread)
+        lossbuf = <real *>_rows_of(scratch, threadid())
         for b_ in prange(p.blocks, schedule='static'):
             i0 = b_ * lanes
             g0 = NULL
@@ -550,54 +612,49 @@ cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided 
 
 cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
                        Strided *grad, Strided *ygrad, double a, double b, const double *scale,
-                       Py_ssize_t scale_step, double *partials) noexcept nogil:
-    """Few long rows: each row's parts run on several threads, combined in order."""
+                       Py_ssize_t scale_step, fx_partial *parts, double *work) noexcept nogil:
+    """Few long rows: each row's parts run on several threads (dense_row's steps)."""
     cdef Py_ssize_t i, k, start, length, c = x.cols
-    cdef Py_ssize_t parts = (c + FX_PART - 1) // FX_PART
-    cdef double *pm = partials
-    cdef double *pr = partials + parts
-    cdef double *psy = partials + 2 * parts
-    cdef double *psyx = partials + 3 * parts
-    cdef double m, r, sc, log_s, sum_y, sum_yx
+    cdef fx_partial row
+    cdef double sc, log_s, p_scale, ignored_y, ignored_yx
     cdef const real *xr
     cdef const real *yr
     cdef real *gr
     cdef real *gyr
+    cdef real *stored
     for i in range(x.rows):
         xr = <const real *>(x.data + i * x.row_stride)
         yr = <const real *>(y.data + i * y.row_stride)
         gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
         gyr = <real *>(ygrad.data + i * ygrad.row_stride) if ygrad != NULL else NULL
+        stored = gr if gyr == NULL else NULL
         sc = scale[i * scale_step]
-        _split_normalizer(witness, p, xr, c, pm, pr, &m, &r)
-        log_s = log1p(r)
-        for k in prange(parts, num_threads=p.split_threads, schedule='static'):
-            start = k * FX_PART
-            length = min(<Py_ssize_t>FX_PART, c - start)
-            if real is float:
-                _active.dense_sums_part_f32(xr + start, yr + start, length, m, a, b, sc * a,
-                                            log_s, gyr + start if gyr != NULL else NULL,
-                                            &psy[k], &psyx[k])
-            else:
-                _active.dense_sums_part_f64(xr + start, yr + start, length, m, a, b, sc * a,
-                                            log_s, gyr + start if gyr != NULL else NULL,
-                                            &psy[k], &psyx[k])
-        sum_y = 0.0
-        sum_yx = 0.0
-        for k in range(parts):
-            sum_y += psy[k]
-            sum_yx += psyx[k]
-        if gr != NULL:
-            for k in prange(parts, num_threads=p.split_threads, schedule='static'):
+        _split_partial(witness, p, xr, yr, c, a, b, stored, work, parts, &row)
+        log_s = log1p(row.r)
+        p_scale = sc * row.sy / (1.0 + row.r)
+        if gyr != NULL:
+            for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
                 start = k * FX_PART
                 length = min(<Py_ssize_t>FX_PART, c - start)
                 if real is float:
-                    _active.dense_grad_part_f32(xr + start, yr + start, length, m, a, b,
-                                                sc * sum_y / (1.0 + r), sc, gr + start)
+                    _active.dense_sums_part_f32(xr + start, yr + start, length, row.m, a, b, sc * a,
+                                                log_s, gyr + start, &ignored_y, &ignored_yx)
                 else:
-                    _active.dense_grad_part_f64(xr + start, yr + start, length, m, a, b,
-                                                sc * sum_y / (1.0 + r), sc, gr + start)
-        _store(loss.data + i * loss.row_stride, loss.kind, sum_y * log_s - sum_yx)
+                    _active.dense_sums_part_f64(xr + start, yr + start, length, row.m, a, b, sc * a,
+                                                log_s, gyr + start, &ignored_y, &ignored_yx)
+        if stored != NULL:
+            _split_finish(witness, p, gr, yr, c, a, b, work, row.m, p_scale, sc)
+        elif gr != NULL:
+            for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
+                start = k * FX_PART
+                length = min(<Py_ssize_t>FX_PART, c - start)
+                if real is float:
+                    _active.dense_grad_part_f32(xr + start, yr + start, length, row.m, a, b,
+                                                p_scale, sc, gr + start)
+                else:
+                    _active.dense_grad_part_f64(xr + start, yr + start, length, row.m, a, b,
+                                                p_scale, sc, gr + start)
+        _store(loss.data + i * loss.row_stride, loss.kind, row.sy * log_s - row.syx)
 
 
 def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.ndarray grad,
@@ -638,16 +695,17 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
         return
     item = 8 if p.kind == F64 else 4
     if p.split_threads > 1:
-        scratch = _Scratch(1, 4 * ((x.cols + FX_PART - 1) // FX_PART) * 8)
+        scratch = _Scratch(1, _parts(x.cols) * sizeof(fx_partial), fx_work_size(x.cols))
         with nogil:
             if p.kind == F64:
                 _dense_split(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                             <double *>scratch.block)
+                             <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
             else:
                 _dense_split(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                             <double *>scratch.block)
+                             <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
         return
-    scratch = _Scratch(max(p.threads, 1), max(4 * x.cols * item, MAX_LANES * 8))
+    scratch = _Scratch(max(p.threads, 1), max(4 * x.cols * item, MAX_LANES * 8),
+                       fx_work_size(x.cols) if gp != NULL else 0)
     with nogil:
         if p.lanes:
             if p.kind == F64:
@@ -694,24 +752,23 @@ def first_invalid_label(const int64_t[::1] labels, Py_ssize_t num_classes):
 
 cdef void _partials(real *witness, Strided *x, double *m_out, double *r_out,
                     real *buf) noexcept nogil:
-    cdef Py_ssize_t i, k, part, length, c = x.cols
+    cdef Py_ssize_t i, part, c = x.cols
     cdef bint direct = _direct(x, F64 if real is double else F32)
-    cdef double m, r, mp, rp
+    cdef fx_partial row, piece
     cdef real *xr
     for i in range(x.rows):
         xr = _row(x, i, direct, buf)
-        m = -INFINITY
-        r = -1.0
-        for part in range((c + FX_PART - 1) // FX_PART):
-            k = part * FX_PART
-            length = min(<Py_ssize_t>FX_PART, c - k)
+        fx_partial_empty(&row)
+        for part in range(_parts(c)):
             if real is float:
-                _active.normalizer_part_f32(xr + k, length, &mp, &rp)
+                _active.part_f32(xr + part * FX_PART, NULL, min(<Py_ssize_t>FX_PART, c - part * FX_PART),
+                                 0.0, 0.0, NULL, NULL, &piece)
             else:
-                _active.normalizer_part_f64(xr + k, length, &mp, &rp)
-            fx_combine(&m, &r, mp, rp)
-        m_out[i] = m
-        r_out[i] = r
+                _active.part_f64(xr + part * FX_PART, NULL, min(<Py_ssize_t>FX_PART, c - part * FX_PART),
+                                 0.0, 0.0, NULL, NULL, &piece)
+            fx_combine_partial(&row, &piece)
+        m_out[i] = row.m
+        r_out[i] = row.r
 
 
 def row_partials(cnp.ndarray logits, double[::1] m_out, double[::1] r_out):
@@ -866,19 +923,28 @@ def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m
 
 # --- test hooks and facts -------------------------------------------------------------------
 
-def exp_nonpositive(cnp.ndarray values, cnp.ndarray out):
-    """The active path's vector exp over contiguous float32/float64 ``values`` (for tests)."""
+def _vector_math(cnp.ndarray values, cnp.ndarray out, str function):
     if values.dtype != out.dtype or not values.flags.c_contiguous or not out.flags.c_contiguous \
             or values.size != out.size:
         raise ValueError("values and out must be contiguous, of one dtype and size")
     if values.dtype == np.float32:
-        _active.exp_f32(<const float *>cnp.PyArray_DATA(values), <float *>cnp.PyArray_DATA(out),
-                        values.size)
+        (_active.exp_f32 if function == "exp" else _active.log1p_f32)(
+            <const float *>cnp.PyArray_DATA(values), <float *>cnp.PyArray_DATA(out), values.size)
     elif values.dtype == np.float64:
-        _active.exp_f64(<const double *>cnp.PyArray_DATA(values), <double *>cnp.PyArray_DATA(out),
-                        values.size)
+        (_active.exp_f64 if function == "exp" else _active.log1p_f64)(
+            <const double *>cnp.PyArray_DATA(values), <double *>cnp.PyArray_DATA(out), values.size)
     else:
         raise TypeError("values must be float32 or float64")
+
+
+def exp_nonpositive(cnp.ndarray values, cnp.ndarray out):
+    """The active path's vector exp over contiguous float32/float64 ``values`` <= 0 (for tests)."""
+    _vector_math(values, out, "exp")
+
+
+def log1p_nonnegative(cnp.ndarray values, cnp.ndarray out):
+    """The active path's vector log1p over contiguous float32/float64 ``values`` >= 0 (for tests)."""
+    _vector_math(values, out, "log1p")
 
 
 def half_to_float(const uint16_t[::1] bits, float[::1] out):
@@ -893,6 +959,13 @@ def float_to_half(const float[::1] values, uint16_t[::1] out):
     cdef Py_ssize_t i
     for i in range(values.shape[0]):
         out[i] = fx_float_to_half(values[i])
+
+
+def blocks():
+    """The active path's rows-in-lanes blocks: rows per block and the most classes they
+    take, {"float32": (rows, cols), "float64": (rows, cols)}."""
+    return {"float32": (_active.block_rows_f32, _active.block_cols_f32),
+            "float64": (_active.block_rows_f64, _active.block_cols_f64)}
 
 
 def build_info():

@@ -7,6 +7,7 @@ compiled with other flags; the tests switch paths in-process with
 
 import os
 import pathlib
+import platform
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 import reference
 from fastxent import _kernels, losses, nn
+from fastxent._isa import isa_list
 
 PATHS = _kernels.paths()
 SOURCE = pathlib.Path(__file__).resolve().parent.parent / "fastxent" / "_src"
@@ -230,16 +232,24 @@ def test_the_gil_is_released_during_a_call(rng):
 
 # --- the C source builds everywhere, without warnings ------------------------------------------
 
-@pytest.mark.skipif(shutil.which("gcc") is None or not (SOURCE / "fx_kernels.c").exists(),
-                    reason="needs gcc and the source tree")
-@pytest.mark.parametrize("flags", [
-    ["-DFX_AVX512", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mfma"],
-    ["-DFX_AVX2", "-mavx2", "-mfma"],
-    [],
-    ["-DFX_PLAIN"],
-], ids=["avx512", "avx2", "sse2", "plain"])
-def test_kernel_source_compiles_cleanly(tmp_path, flags):
-    run = subprocess.run(["gcc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c",
-                          str(SOURCE / "fx_kernels.c"), "-o", str(tmp_path / "k.o"), *flags],
+def _compilers():
+    """(entry, compiler) for every entry of the ISA list this machine can compile: the
+    native gcc for its own machine's entries, the aarch64 cross gcc for ARM's."""
+    machine = platform.machine()
+    for isa in isa_list():
+        if isa.builds_on(machine):
+            yield pytest.param(isa, "gcc", id=isa.name)
+        elif isa.builds_on("aarch64"):
+            yield pytest.param(isa, "aarch64-linux-gnu-gcc", id=f"{isa.name}-cross")
+
+
+@pytest.mark.skipif(not (SOURCE / "fx_kernels.c").exists(), reason="needs the source tree")
+@pytest.mark.parametrize("isa, compiler", list(_compilers()))
+def test_kernel_source_compiles_cleanly(tmp_path, isa, compiler):
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    run = subprocess.run([compiler, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c",
+                          str(SOURCE / "fx_kernels.c"), "-o", str(tmp_path / "k.o"),
+                          f"-DFX_ISA={isa.name}", *isa.flags],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -1,26 +1,56 @@
-/* The runtime choice among the instruction-set builds of fx_kernels.c.
-   setup.py defines FX_HAVE_AVX512 / FX_HAVE_AVX2 for the builds it made. */
+/* The run-time choice among the instruction-set builds of fx_kernels.c.
+ *
+ * setup.py defines FX_BUILT as the list of builds it made, X(avx512) X(avx2) ...; the
+ * order and the CPU tests come from fx_isa_list.h. */
 #include <stddef.h>
+#include <string.h>
 
 #include "fx_kernels.h"
 
+#ifndef FX_BUILT
+#error "define FX_BUILT (the builds of fx_kernels.c), as setup.py does"
+#endif
+
+#define X(name) extern const fx_kernels fx_kernels_##name;
+FX_BUILT
+#undef X
+
+static const fx_kernels *const built[] = {
+#define X(name) &fx_kernels_##name,
+    FX_BUILT
+#undef X
+    NULL};
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#if defined(__GNUC__) || defined(__clang__)
+#define FX_X86_HAS(feature) __builtin_cpu_supports(feature)
+#define FX_CPU_INIT() __builtin_cpu_init()
+#endif
+#endif
+#ifndef FX_X86_HAS
+#define FX_X86_HAS(feature) 0
+#define FX_CPU_INIT() ((void)0)
+#endif
+
+static const fx_kernels *find_built(const char *name)
+{
+    int k;
+    for (k = 0; built[k] != NULL; ++k)
+        if (strcmp(built[k]->name, name) == 0)
+            return built[k];
+    return NULL;
+}
+
 int fx_supported_kernels(const fx_kernels **out)
 {
+    const fx_kernels *kernels;
     int count = 0;
-#if defined(FX_HAVE_AVX512) || defined(FX_HAVE_AVX2)
-    __builtin_cpu_init();
-#endif
-#ifdef FX_HAVE_AVX512
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("fma"))
-        out[count++] = &fx_kernels_avx512;
-#endif
-#ifdef FX_HAVE_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        out[count++] = &fx_kernels_avx2;
-#endif
-    out[count++] = &fx_kernels_baseline;
+    FX_CPU_INIT();
+#define FX_ISA(name, machines, flags, test)                          \
+    if ((kernels = find_built(#name)) != NULL && count < 15 && (test)) \
+        out[count++] = kernels;
+#include "fx_isa_list.h"
+#undef FX_ISA
     out[count] = NULL;
     return count;
 }

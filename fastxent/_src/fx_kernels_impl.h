@@ -1,41 +1,38 @@
-/* Template body of fx_kernels.c, included once for float and once for double.
- * Needs T (element type), V (vector type), M (lane mask type), VL (lanes), VOP(op) (vector
- * operation), SFX(name) (name suffix), CHUNK (elements per L1 chunk).
+/* The kernel families, written once over fx_simd.h; included by fx_kernels.c for float
+ * and for double. Needs T (element type), V, M, CNT (vector, mask and counter types),
+ * VL (lanes), VOP(op), MOP(op), COP(op) (vector, mask and counter operations), SFX(name)
+ * (name suffix) and CHUNK (elements of a row reduced at a time; divides FX_PART).
  *
- * Per row: the normalizer (m, r) chunk by chunk (max, then the sum of
- * exp(x - m) over entries below the max, ties counted apart, so r stays exact
- * when it is tiny), then the loss, then the gradient. Sums of float lanes are
- * flushed into double every FLUSH vectors.
+ * Long rows, one part (<= FX_PART entries) at a time, chunk by chunk:
+ *   1. the chunk's max (read from memory: the only read that leaves the cache);
+ *   2. one pass over the chunk, from L1: r = sum(exp(x - max)) - 1 over the entries below
+ *      the max, ties counted apart (so that r keeps its relative precision when tiny),
+ *      float lanes flushed into double every FLUSH vectors; dense labels y' = a y + b add
+ *      sum(y') and sum over y' != 0 of y' (x - max); with a gradient, exp(x - max) is
+ *      stored in g; meanwhile the next chunk is prefetched, so that memory streams while
+ *      the exps are computed.
+ * Chunks and parts combine with fx_combine_partial (the log-sum-exp rule); a row's
+ * gradient is then finished in place, a chunk at a time: g *= p_scale * exp(max_chunk - m).
+ * Rows split over threads run these same part functions, so the bits do not depend on
+ * the thread count.
+ *
+ * Rows in lanes, for short rows: a block of VL rows is loaded row-wise and turned into
+ * column vectors by an in-register transpose, VL columns at a time (the last tile overlaps
+ * the one before it, or is a partial load when the row is shorter than VL), so that max,
+ * exp, sums and log are vertical operations: lane i is row i. The gradient goes back the
+ * same way.
  */
 
 #define FLUSH 16
 
-static inline V SFX(load_tail)(const T *x, ptrdiff_t n, T pad)
-{
-    T buf[VL];
-    ptrdiff_t j;
-    for (j = 0; j < VL; ++j)
-        buf[j] = j < n ? x[j] : pad;
-    return VOP(load)(buf);
-}
+/* ---- long rows ---------------------------------------------------------------------- */
 
-static inline void SFX(store_tail)(T *x, ptrdiff_t n, V v)
+static FX_ALWAYS_INLINE T SFX(max_of)(const T *x, ptrdiff_t n)
 {
-    T buf[VL];
-    VOP(store)(buf, v);
-    memcpy(x, buf, (size_t)n * sizeof(T));
-}
-
-/* One L1-resident chunk: its max, then r = sum(exp(x - max)) - 1. */
-static void SFX(chunk_normalizer)(const T *x, ptrdiff_t n, double *m_out, double *r_out)
-{
-    const V neg_inf = VOP(set1)((T)-INFINITY), zero = VOP(set1)((T)0);
+    const V neg_inf = VOP(set1)((T)-INFINITY);
     const ptrdiff_t full = n - n % VL;
-    V a0 = neg_inf, a1 = neg_inf, a2 = neg_inf, a3 = neg_inf, vm;
-    double sum = 0.0;
-    ptrdiff_t j = 0, ties = 0;
-    T m;
-
+    V a0 = neg_inf, a1 = neg_inf, a2 = neg_inf, a3 = neg_inf;
+    ptrdiff_t j = 0;
     for (; j + 4 * VL <= full; j += 4 * VL) {
         a0 = VOP(max)(a0, VOP(load)(x + j));
         a1 = VOP(max)(a1, VOP(load)(x + j + VL));
@@ -45,88 +42,152 @@ static void SFX(chunk_normalizer)(const T *x, ptrdiff_t n, double *m_out, double
     for (; j < full; j += VL)
         a0 = VOP(max)(a0, VOP(load)(x + j));
     if (j < n)
-        a1 = VOP(max)(a1, SFX(load_tail)(x + j, n - j, (T)-INFINITY));
-    m = VOP(hmax)(VOP(max)(VOP(max)(a0, a1), VOP(max)(a2, a3)));
+        a1 = VOP(max)(a1, VOP(load_part)(x + j, n - j, (T)-INFINITY));
+    return VOP(hmax)(VOP(max)(VOP(max)(a0, a1), VOP(max)(a2, a3)));
+}
 
-    if (!(m > -INFINITY)) {
-        /* every entry -inf (an empty part), unless a NaN hid from the max */
-        *m_out = -INFINITY;
-        *r_out = -1.0;
-        for (j = 0; j < n; ++j)
-            if (x[j] != x[j])
-                *r_out = NAN;
-        return;
-    }
+/* Prefetch the bytes [p, p + span) that a loop step will want later. */
+#define PREFETCH_SPAN(p, span)                                                       \
+    do {                                                                             \
+        size_t o_;                                                                   \
+        for (o_ = 0; o_ < (size_t)(span); o_ += 64)                                  \
+            FX_PREFETCH((const char *)(p) + o_);                                     \
+    } while (0)
 
-    vm = VOP(set1)(m);
-    j = 0;
+/* One step of the chunk pass over the VL entries at x[j] (see chunk_pass). */
+#define CHUNK_STEP(X, Y, G, S, SY, SYX, COUNT)                                            \
+    do {                                                                                  \
+        const V d_ = VOP(sub)(X, vm);                                                     \
+        const M below_ = VOP(neq)(d_, zero);                                              \
+        const V e_ = VOP(exp_nonpos)(d_);                                                 \
+        S = VOP(add_if)(below_, S, e_);                                                   \
+        COUNT = COP(add)(COUNT, below_);                                                  \
+        if (g)                                                                            \
+            G;                                                                            \
+        if (y) {                                                                          \
+            const V y_ = Y;                                                               \
+            SY = VOP(add)(SY, y_);                                                        \
+            SYX = VOP(add)(SYX, VOP(keep)(VOP(neq)(y_, zero), VOP(mul)(y_, d_)));         \
+        }                                                                                 \
+    } while (0)
+
+/* The partial of one chunk (n <= CHUNK). y and g may be NULL: the inlined copies are
+   specialized on that. `ahead` is how far ahead to prefetch. A chunk with no entry
+   above -inf (or whose max is NaN) has m = -inf and its dense sums relative to 0. */
+static FX_ALWAYS_INLINE void SFX(chunk_pass)(const T *x, const T *y, ptrdiff_t n, T a, T b,
+                                             T *g, ptrdiff_t ahead, fx_partial *out)
+{
+    const V zero = VOP(set1)((T)0), va = VOP(set1)(a), vb = VOP(set1)(b);
+    const ptrdiff_t full = n - n % VL;
+    const T m = SFX(max_of)(x, n);
+    const int finite_max = m > -INFINITY;
+    const V vm = VOP(set1)(finite_max ? m : (T)0);
+    double sum = 0.0, sum_y = 0.0, sum_yx = 0.0;
+    CNT below = COP(zero)();
+    ptrdiff_t j = 0, lanes = full;
+
     while (j < full) {
         const ptrdiff_t end = j + FLUSH * VL < full ? j + FLUSH * VL : full;
-        V s0 = zero, s1 = zero;
+        V s0 = zero, s1 = zero, sy0 = zero, sy1 = zero, syx0 = zero, syx1 = zero;
         for (; j + 2 * VL <= end; j += 2 * VL) {
-            V d0 = VOP(sub)(VOP(load)(x + j), vm);
-            V d1 = VOP(sub)(VOP(load)(x + j + VL), vm);
-            M below0 = VOP(neq)(d0, zero), below1 = VOP(neq)(d1, zero);
-            s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
-            s1 = VOP(add_if)(below1, s1, VOP(exp_nonpos)(d1));
-            ties += VOP(count_not)(below0) + VOP(count_not)(below1);
+            const V x0 = VOP(load)(x + j), x1 = VOP(load)(x + j + VL);
+            PREFETCH_SPAN(x + j + ahead, 2 * VL * sizeof(T));
+            if (y)
+                PREFETCH_SPAN(y + j + ahead, 2 * VL * sizeof(T));
+            CHUNK_STEP(x0, VOP(fmadd)(va, VOP(load)(y + j), vb), VOP(store)(g + j, e_),
+                       s0, sy0, syx0, below);
+            CHUNK_STEP(x1, VOP(fmadd)(va, VOP(load)(y + j + VL), vb),
+                       VOP(store)(g + j + VL, e_), s1, sy1, syx1, below);
         }
-        for (; j < end; j += VL) {
-            V d0 = VOP(sub)(VOP(load)(x + j), vm);
-            M below0 = VOP(neq)(d0, zero);
-            s0 = VOP(add_if)(below0, s0, VOP(exp_nonpos)(d0));
-            ties += VOP(count_not)(below0);
-        }
+        for (; j < end; j += VL)
+            CHUNK_STEP(VOP(load)(x + j), VOP(fmadd)(va, VOP(load)(y + j), vb),
+                       VOP(store)(g + j, e_), s0, sy0, syx0, below);
         sum += VOP(hsum_d)(VOP(add)(s0, s1));
+        if (y) {
+            sum_y += VOP(hsum_d)(VOP(add)(sy0, sy1));
+            sum_yx += VOP(hsum_d)(VOP(add)(syx0, syx1));
+        }
     }
     if (j < n) {
-        V d0 = VOP(sub)(SFX(load_tail)(x + j, n - j, (T)-INFINITY), vm);
-        M below0 = VOP(neq)(d0, zero);
-        sum += VOP(hsum_d)(VOP(keep)(below0, VOP(exp_nonpos)(d0)));
-        ties += VOP(count_not)(below0);
+        /* the tail: -inf pads add exp(-inf) = 0 below the max; the labels' pads are masked */
+        const M real = MOP(first)(n - j);
+        V s0 = zero, sy0 = zero, syx0 = zero;
+        lanes += VL;
+        CHUNK_STEP(VOP(load_part)(x + j, n - j, (T)-INFINITY),
+                   VOP(keep)(real, VOP(fmadd)(va, VOP(load_part)(y + j, n - j, 0), vb)),
+                   VOP(store_part)(g + j, n - j, e_), s0, sy0, syx0, below);
+        sum += VOP(hsum_d)(s0);
+        if (y) {
+            sum_y += VOP(hsum_d)(sy0);
+            sum_yx += VOP(hsum_d)(syx0);
+        }
     }
-    *m_out = m;
-    *r_out = sum + (double)(ties - 1);
+    out->m = finite_max ? (double)m : -INFINITY;
+    out->r = sum + (double)(lanes - COP(total)(below) - 1);
+    out->sy = sum_y;
+    out->syx = sum_yx;
 }
 
-/* The normalizer of up to FX_PART entries: its chunks combined in order. */
-static void SFX(normalizer_part)(const T *x, ptrdiff_t n, double *m, double *r)
+static FX_ALWAYS_INLINE void SFX(part_pass)(const T *x, const T *y, ptrdiff_t n, double a,
+                                            double b, T *g, double *chunk_max, fx_partial *out)
 {
     ptrdiff_t k;
-    *m = -INFINITY;
-    *r = -1.0;
+    fx_partial_empty(out);
     for (k = 0; k < n; k += CHUNK) {
-        double mc, rc;
-        SFX(chunk_normalizer)(x + k, n - k < CHUNK ? n - k : CHUNK, &mc, &rc);
-        fx_combine(m, r, mc, rc);
+        const ptrdiff_t len = n - k < CHUNK ? n - k : CHUNK;
+        fx_partial chunk;
+        SFX(chunk_pass)(x + k, y ? y + k : NULL, len, (T)a, (T)b, g ? g + k : NULL, len, &chunk);
+        if (g)
+            chunk_max[k / CHUNK] = chunk.m;
+        fx_combine_partial(out, &chunk);
     }
 }
 
-/* A row's normalizer: its parts combined in order. A row with no entry above
-   -inf (or none at all) has r = NaN, which makes its loss and gradient NaN. */
-static void SFX(normalizer)(const T *x, ptrdiff_t n, double *m, double *r)
+/* The partial of up to FX_PART entries of a row: the specializations of part_pass. */
+static void SFX(part)(const T *x, const T *y, ptrdiff_t n, double a, double b, T *g,
+                      double *chunk_max, fx_partial *out)
 {
-    ptrdiff_t k;
-    *m = -INFINITY;
-    *r = -1.0;
-    for (k = 0; k < n; k += FX_PART) {
-        double mp, rp;
-        SFX(normalizer_part)(x + k, n - k < FX_PART ? n - k : FX_PART, &mp, &rp);
-        fx_combine(m, r, mp, rp);
+    if (y && g)
+        SFX(part_pass)(x, y, n, a, b, g, chunk_max, out);
+    else if (y)
+        SFX(part_pass)(x, y, n, a, b, NULL, NULL, out);
+    else if (g)
+        SFX(part_pass)(x, NULL, n, 0, 0, g, chunk_max, out);
+    else
+        SFX(part_pass)(x, NULL, n, 0, 0, NULL, NULL, out);
+}
+
+/* The gradient of a part from the exps part() stored in g: g * p_scale * exp(max_chunk - m),
+   minus y_scale * y' with labels. */
+static void SFX(grad_finish)(T *g, const T *y, ptrdiff_t n, double a, double b,
+                             const double *chunk_max, double m, double p_scale, double y_scale)
+{
+    const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b), vys = VOP(set1)((T)-y_scale);
+    ptrdiff_t k, j;
+    for (k = 0; k < n; k += CHUNK) {
+        const ptrdiff_t len = n - k < CHUNK ? n - k : CHUNK, full = len - len % VL;
+        const double factor = chunk_max[k / CHUNK] == m ? p_scale : p_scale * exp(chunk_max[k / CHUNK] - m);
+        const V f = VOP(set1)((T)factor);
+        T *gc = g + k;
+        if (y) {
+            const T *yc = y + k;
+            for (j = 0; j < full; j += VL)
+                VOP(store)(gc + j, VOP(fmadd)(vys, VOP(fmadd)(va, VOP(load)(yc + j), vb),
+                                              VOP(mul)(VOP(load)(gc + j), f)));
+            if (j < len)
+                VOP(store_part)(gc + j, len - j,
+                                VOP(fmadd)(vys, VOP(fmadd)(va, VOP(load_part)(yc + j, len - j, 0), vb),
+                                           VOP(mul)(VOP(load_part)(gc + j, len - j, 0), f)));
+        } else {
+            for (j = 0; j < full; j += VL)
+                VOP(store)(gc + j, VOP(mul)(VOP(load)(gc + j), f));
+            if (j < len)
+                VOP(store_part)(gc + j, len - j, VOP(mul)(VOP(load_part)(gc + j, len - j, 0), f));
+        }
     }
-    if (*m == -INFINITY)
-        *r = NAN;
 }
 
-static void SFX(fill_nan)(T *row, ptrdiff_t n)
-{
-    ptrdiff_t j;
-    if (row)
-        for (j = 0; j < n; ++j)
-            row[j] = (T)NAN;
-}
-
-/* g = exp(x - m) * inv, elementwise; g may be x. */
+/* g = exp(x - m) * inv, given the whole row's m; g may be x (a class-axis block). */
 static void SFX(sparse_grad_part)(const T *x, ptrdiff_t n, double m, double inv, T *g)
 {
     const V vm = VOP(set1)((T)m), vinv = VOP(set1)((T)inv);
@@ -135,27 +196,11 @@ static void SFX(sparse_grad_part)(const T *x, ptrdiff_t n, double m, double inv,
     for (j = 0; j < full; j += VL)
         VOP(store)(g + j, VOP(mul)(VOP(exp_nonpos)(VOP(sub)(VOP(load)(x + j), vm)), vinv));
     if (j < n)
-        SFX(store_tail)(g + j, n - j,
-                        VOP(mul)(VOP(exp_nonpos)(VOP(sub)(SFX(load_tail)(x + j, n - j, 0), vm)), vinv));
+        VOP(store_part)(g + j, n - j,
+                        VOP(mul)(VOP(exp_nonpos)(VOP(sub)(VOP(load_part)(x + j, n - j, 0), vm)), vinv));
 }
 
-static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double scale, T *g)
-{
-    double m, r, xt;
-    if (t < 0 || t >= n) {
-        SFX(fill_nan)(g, n);
-        return NAN;
-    }
-    SFX(normalizer)(x, n, &m, &r);
-    xt = (double)x[t];
-    if (g) {
-        SFX(sparse_grad_part)(x, n, m, scale / (1.0 + r), g);
-        g[t] = (T)fx_sparse_target_grad(m, r, xt, scale);
-    }
-    return fx_sparse_loss(m, r, xt);
-}
-
-/* Partial sums of y' = a y + b: sum(y') and sum over y' != 0 of y' (x - m);
+/* Given the whole row's m: sum(y') and sum over y' != 0 of y' (x - m), y' = a y + b;
    gy (if given) = gy_scale * (log_s + (m - x)), the labels' gradient. */
 static void SFX(dense_sums_part)(const T *x, const T *y, ptrdiff_t n, double m, double a,
                                  double b, double gy_scale, double log_s, T *gy,
@@ -170,30 +215,21 @@ static void SFX(dense_sums_part)(const T *x, const T *y, ptrdiff_t n, double m, 
         const ptrdiff_t end = j + FLUSH * VL < full ? j + FLUSH * VL : full;
         V sy = zero, syx = zero;
         for (; j < end; j += VL) {
-            V xj = VOP(load)(x + j);
-            V yj = VOP(fmadd)(va, VOP(load)(y + j), vb);
-            V diff = VOP(sub)(xj, vm);
+            const V diff = VOP(sub)(VOP(load)(x + j), vm);
+            const V yj = VOP(fmadd)(va, VOP(load)(y + j), vb);
             sy = VOP(add)(sy, yj);
             syx = VOP(add)(syx, VOP(keep)(VOP(neq)(yj, zero), VOP(mul)(yj, diff)));
             if (gy)
                 VOP(store)(gy + j, VOP(mul)(vgs, VOP(sub)(vls, diff)));
         }
         if (j == full && j < n) {
-            V xj = SFX(load_tail)(x + j, n - j, 0);
-            V yj = VOP(fmadd)(va, SFX(load_tail)(y + j, n - j, 0), vb);
-            V diff = VOP(sub)(xj, vm);
-            V keep_lane = VOP(keep)(VOP(neq)(yj, zero), VOP(mul)(yj, diff));
-            T lanes[VL];
-            ptrdiff_t k;
-            /* the padding lanes hold b, not labels: add the real ones only */
-            VOP(store)(lanes, yj);
-            for (k = 0; k < n - j; ++k)
-                total_y += (double)lanes[k];
-            VOP(store)(lanes, keep_lane);
-            for (k = 0; k < n - j; ++k)
-                total_yx += (double)lanes[k];
+            const M real = MOP(first)(n - j);
+            const V diff = VOP(sub)(VOP(load_part)(x + j, n - j, 0), vm);
+            const V yj = VOP(keep)(real, VOP(fmadd)(va, VOP(load_part)(y + j, n - j, 0), vb));
+            sy = VOP(add)(sy, yj);
+            syx = VOP(add)(syx, VOP(keep)(VOP(neq)(yj, zero), VOP(mul)(yj, diff)));
             if (gy)
-                SFX(store_tail)(gy + j, n - j, VOP(mul)(vgs, VOP(sub)(vls, diff)));
+                VOP(store_part)(gy + j, n - j, VOP(mul)(vgs, VOP(sub)(vls, diff)));
             j = n;
         }
         total_y += VOP(hsum_d)(sy);
@@ -203,7 +239,7 @@ static void SFX(dense_sums_part)(const T *x, const T *y, ptrdiff_t n, double m, 
     *sum_yx = total_yx;
 }
 
-/* g = exp(x - m) * p_scale - y_scale * y'; g may be x. */
+/* g = exp(x - m) * p_scale - y_scale * y', given the whole row's m; g may be x. */
 static void SFX(dense_grad_part)(const T *x, const T *y, ptrdiff_t n, double m, double a,
                                  double b, double p_scale, double y_scale, T *g)
 {
@@ -212,35 +248,81 @@ static void SFX(dense_grad_part)(const T *x, const T *y, ptrdiff_t n, double m, 
     const ptrdiff_t full = n - n % VL;
     ptrdiff_t j;
     for (j = 0; j < full; j += VL) {
-        V yj = VOP(fmadd)(va, VOP(load)(y + j), vb);
-        V e = VOP(exp_nonpos)(VOP(sub)(VOP(load)(x + j), vm));
+        const V yj = VOP(fmadd)(va, VOP(load)(y + j), vb);
+        const V e = VOP(exp_nonpos)(VOP(sub)(VOP(load)(x + j), vm));
         VOP(store)(g + j, VOP(fmadd)(vys, yj, VOP(mul)(e, vps)));
     }
     if (j < n) {
-        V yj = VOP(fmadd)(va, SFX(load_tail)(y + j, n - j, 0), vb);
-        V e = VOP(exp_nonpos)(VOP(sub)(SFX(load_tail)(x + j, n - j, 0), vm));
-        SFX(store_tail)(g + j, n - j, VOP(fmadd)(vys, yj, VOP(mul)(e, vps)));
+        const V yj = VOP(fmadd)(va, VOP(load_part)(y + j, n - j, 0), vb);
+        const V e = VOP(exp_nonpos)(VOP(sub)(VOP(load_part)(x + j, n - j, 0), vm));
+        VOP(store_part)(g + j, n - j, VOP(fmadd)(vys, yj, VOP(mul)(e, vps)));
     }
 }
 
-static double SFX(dense_row)(const T *x, const T *y, ptrdiff_t n, double a, double b,
-                             double scale, T *g, T *gy)
+static void SFX(fill_nan)(T *row, ptrdiff_t n)
 {
-    double m, r, log_s, sum_y = 0.0, sum_yx = 0.0;
+    ptrdiff_t j;
+    if (row)
+        for (j = 0; j < n; ++j)
+            row[j] = (T)NAN;
+}
+
+/* A whole row's partial, part by part in order. */
+static void SFX(row_partial)(const T *x, const T *y, ptrdiff_t n, double a, double b, T *g,
+                             double *chunk_max, fx_partial *row)
+{
     ptrdiff_t k;
-    SFX(normalizer)(x, n, &m, &r);
-    log_s = log1p(r);
+    fx_partial_empty(row);
     for (k = 0; k < n; k += FX_PART) {
-        const ptrdiff_t len = n - k < FX_PART ? n - k : FX_PART;
-        double sy, syx;
-        SFX(dense_sums_part)(x + k, y + k, len, m, a, b, scale * a, log_s, gy ? gy + k : NULL,
-                             &sy, &syx);
-        sum_y += sy;
-        sum_yx += syx;
+        fx_partial part;
+        SFX(part)(x + k, y ? y + k : NULL, n - k < FX_PART ? n - k : FX_PART, a, b,
+                  g ? g + k : NULL, g ? chunk_max + k / CHUNK : NULL, &part);
+        fx_combine_partial(row, &part);
     }
-    if (g)
-        SFX(dense_grad_part)(x, y, n, m, a, b, scale * sum_y / (1.0 + r), scale, g);
-    return sum_y * log_s - sum_yx;
+    fx_partial_finish(row);
+}
+
+static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double scale, T *g,
+                              double *work)
+{
+    fx_partial row;
+    double xt;
+    ptrdiff_t k;
+    if (t < 0 || t >= n) {
+        SFX(fill_nan)(g, n);
+        return NAN;
+    }
+    xt = (double)x[t];   /* before g, which may be x, is written */
+    SFX(row_partial)(x, NULL, n, 0, 0, g, work, &row);
+    if (g) {
+        for (k = 0; k < n; k += FX_PART)
+            SFX(grad_finish)(g + k, NULL, n - k < FX_PART ? n - k : FX_PART, 0, 0, work + k / CHUNK,
+                             row.m, scale / (1.0 + row.r), 0);
+        g[t] = (T)fx_sparse_target_grad(row.m, row.r, xt, scale);
+    }
+    return fx_sparse_loss(row.m, row.r, xt);
+}
+
+/* With the labels' gradient the exps are not stored: gy needs the logits, which g may be. */
+static double SFX(dense_row)(const T *x, const T *y, ptrdiff_t n, double a, double b,
+                             double scale, T *g, T *gy, double *work)
+{
+    T *stored = gy ? NULL : g;
+    fx_partial row;
+    double log_s, sum_y, sum_yx;
+    ptrdiff_t k;
+    SFX(row_partial)(x, y, n, a, b, stored, work, &row);
+    log_s = log1p(row.r);
+    for (k = 0; gy && k < n; k += FX_PART)
+        SFX(dense_sums_part)(x + k, y + k, n - k < FX_PART ? n - k : FX_PART, row.m, a, b,
+                             scale * a, log_s, gy + k, &sum_y, &sum_yx);
+    if (stored)
+        for (k = 0; k < n; k += FX_PART)
+            SFX(grad_finish)(g + k, y + k, n - k < FX_PART ? n - k : FX_PART, a, b, work + k / CHUNK,
+                             row.m, scale * row.sy / (1.0 + row.r), scale);
+    else if (g)
+        SFX(dense_grad_part)(x, y, n, row.m, a, b, scale * row.sy / (1.0 + row.r), scale, g);
+    return row.sy * log_s - row.syx;
 }
 
 static void SFX(exp_array)(const T *in, T *out, ptrdiff_t n)
@@ -250,7 +332,185 @@ static void SFX(exp_array)(const T *in, T *out, ptrdiff_t n)
     for (j = 0; j < full; j += VL)
         VOP(store)(out + j, VOP(exp_nonpos)(VOP(load)(in + j)));
     if (j < n)
-        SFX(store_tail)(out + j, n - j, VOP(exp_nonpos)(SFX(load_tail)(in + j, n - j, 0)));
+        VOP(store_part)(out + j, n - j, VOP(exp_nonpos)(VOP(load_part)(in + j, n - j, 0)));
+}
+
+static void SFX(log1p_array)(const T *in, T *out, ptrdiff_t n)
+{
+    const ptrdiff_t full = n - n % VL;
+    ptrdiff_t j;
+    for (j = 0; j < full; j += VL)
+        VOP(store)(out + j, VOP(log1p_nonneg)(VOP(load)(in + j)));
+    if (j < n)
+        VOP(store_part)(out + j, n - j, VOP(log1p_nonneg)(VOP(load_part)(in + j, n - j, 0)));
+}
+
+/* ---- rows in lanes ------------------------------------------------------------------ */
+
+/* cols[j] lane i = x[i * xs + j] for j < n, i < VL. cols has room for max(n, VL) vectors
+   (FX_BLOCK_COLS >= VL):
+   each tile is transposed where it lands; an overlapping last tile reloads the columns it
+   shares with the tile before it, with the same values. */
+static FX_ALWAYS_INLINE void SFX(load_columns)(const T *x, ptrdiff_t xs, ptrdiff_t n, V *cols)
+{
+    ptrdiff_t i, tile;
+    if (n < VL) {
+        for (i = 0; i < VL; ++i)
+            cols[i] = VOP(load_part)(x + i * xs, n, 0);
+        VOP(transpose)(cols);
+        return;
+    }
+    for (tile = 0; tile < n; tile += VL) {
+        const ptrdiff_t at = tile + VL <= n ? tile : n - VL;
+        for (i = 0; i < VL; ++i)
+            cols[at + i] = VOP(load)(x + i * xs + at);
+        VOP(transpose)(cols + at);
+    }
+}
+
+/* g[i * gs + j] = cols[j] lane i; an overlapping last tile writes the same values twice */
+static FX_ALWAYS_INLINE void SFX(store_columns)(T *g, ptrdiff_t gs, ptrdiff_t n, const V *cols)
+{
+    V r[VL];
+    ptrdiff_t i, j, tile;
+    if (n < VL) {
+        for (j = 0; j < VL; ++j)
+            r[j] = j < n ? cols[j] : VOP(set1)((T)0);
+        VOP(transpose)(r);
+        for (i = 0; i < VL; ++i)
+            VOP(store_part)(g + i * gs, n, r[i]);
+        return;
+    }
+    for (tile = 0; tile < n; tile += VL) {
+        const ptrdiff_t at = tile + VL <= n ? tile : n - VL;
+        for (j = 0; j < VL; ++j)
+            r[j] = cols[at + j];
+        VOP(transpose)(r);
+        for (i = 0; i < VL; ++i)
+            VOP(store)(g + i * gs + at, r[i]);
+    }
+}
+
+/* per-row numbers of a block as lanes */
+static FX_ALWAYS_INLINE V SFX(lanes_of)(const double *v, ptrdiff_t step)
+{
+    T t[VL];
+    ptrdiff_t i;
+    if (step == 0)
+        return VOP(set1)((T)v[0]);
+    for (i = 0; i < VL; ++i)
+        t[i] = (T)v[i * step];
+    return VOP(load)(t);
+}
+
+static FX_ALWAYS_INLINE void SFX(store_lanes)(T *out, ptrdiff_t step, V v)
+{
+    T t[VL];
+    ptrdiff_t i;
+    if (step == 1) {
+        VOP(store)(out, v);
+        return;
+    }
+    VOP(store)(t, v);
+    for (i = 0; i < VL; ++i)
+        out[i * step] = t[i];
+}
+
+/* max m, r = sum(exp(x - m)) - 1 with ties apart; e[j] keeps the exps */
+static FX_ALWAYS_INLINE void SFX(block_normalizer)(const V *x, ptrdiff_t n, V *e, V *m_out,
+                                                   V *r_out)
+{
+    const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
+    V m = VOP(set1)((T)-INFINITY), s = zero, below = zero;
+    ptrdiff_t j;
+    for (j = 0; j < n; ++j)
+        m = VOP(max)(m, x[j]);
+    for (j = 0; j < n; ++j) {
+        const V d = VOP(sub)(x[j], m);
+        const M under = VOP(neq)(d, zero);
+        e[j] = VOP(exp_nonpos)(d);
+        s = VOP(add_if)(under, s, e[j]);
+        below = VOP(add_if)(under, below, one);
+    }
+    *m_out = m;
+    /* the ties are the n - below entries at the max */
+    *r_out = VOP(add)(s, VOP(sub)(VOP(set1)((T)(n - 1)), below));
+}
+
+/* The target logits are read, and the target gradients written, row by row with scalar
+   accesses: that leaves the vector units to the columns. */
+static void SFX(sparse_block)(const T *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,
+                              const double *scale, ptrdiff_t scale_step, T *g, ptrdiff_t gs,
+                              T *loss, ptrdiff_t ls)
+{
+    const V one = VOP(set1)((T)1);
+    V cols[FX_BLOCK_COLS], e[FX_BLOCK_COLS], m, r, xt;
+    T targets[VL], bad[VL];
+    ptrdiff_t i, j;
+    /* a label outside [0, n) makes its row NaN: xt, and the gradient through `bad` */
+    for (i = 0; i < VL; ++i) {
+        const int ok = (uint64_t)t[i] < (uint64_t)n;
+        const T v = x[i * xs + (ok ? t[i] : 0)];
+        targets[i] = ok ? v : (T)NAN;
+        bad[i] = ok ? (T)0 : (T)NAN;
+    }
+    xt = VOP(load)(targets);
+    SFX(load_columns)(x, xs, n, cols);
+    SFX(block_normalizer)(cols, n, e, &m, &r);
+    SFX(store_lanes)(loss, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));
+    if (g) {
+        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V inv = VOP(add)(VOP(div)(sc, VOP(add)(one, r)), VOP(load)(bad));
+        /* p_t - 1, exact when the target is the max */
+        const V target = VOP(select)(
+            VOP(eq)(xt, m), VOP(mul)(VOP(sub)(VOP(set1)((T)0), sc), VOP(div)(r, VOP(add)(one, r))),
+            VOP(sub)(VOP(mul)(VOP(exp_nonpos)(VOP(sub)(xt, m)), inv), sc));
+        for (j = 0; j < n; ++j)
+            cols[j] = VOP(mul)(e[j], inv);
+        SFX(store_columns)(g, gs, n, cols);
+        VOP(store)(targets, target);
+        for (i = 0; i < VL; ++i)
+            if ((uint64_t)t[i] < (uint64_t)n)
+                g[i * gs + t[i]] = targets[i];
+    }
+}
+
+static void SFX(dense_block)(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys, ptrdiff_t n,
+                             double a, double b, const double *scale, ptrdiff_t scale_step,
+                             T *g, ptrdiff_t gs, T *gy, ptrdiff_t gys, T *loss, ptrdiff_t ls)
+{
+    const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
+    const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b);
+    V cols[FX_BLOCK_COLS], ycols[FX_BLOCK_COLS], e[FX_BLOCK_COLS], m, r, log_s;
+    V sy = zero, syx = zero;
+    ptrdiff_t j;
+    SFX(load_columns)(x, xs, n, cols);
+    SFX(load_columns)(y, ys, n, ycols);
+    SFX(block_normalizer)(cols, n, e, &m, &r);
+    for (j = 0; j < n; ++j) {
+        ycols[j] = VOP(fmadd)(va, ycols[j], vb);
+        sy = VOP(add)(sy, ycols[j]);
+        syx = VOP(add)(syx, VOP(keep)(VOP(neq)(ycols[j], zero), VOP(mul)(ycols[j], VOP(sub)(cols[j], m))));
+    }
+    log_s = VOP(log1p_nonneg)(r);
+    SFX(store_lanes)(loss, ls, VOP(sub)(VOP(mul)(sy, log_s), syx));
+    if (gy) {
+        const V gscale = VOP(mul)(SFX(lanes_of)(scale, scale_step), va);
+        V out[FX_BLOCK_COLS];
+        for (j = 0; j < n; ++j)
+            out[j] = VOP(mul)(gscale, VOP(sub)(log_s, VOP(sub)(cols[j], m)));
+        SFX(store_columns)(gy, gys, n, out);
+    }
+    if (g) {
+        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V p_scale = VOP(div)(VOP(mul)(sc, sy), VOP(add)(one, r));
+        const V neg_sc = VOP(sub)(zero, sc);
+        for (j = 0; j < n; ++j)
+            cols[j] = VOP(fmadd)(neg_sc, ycols[j], VOP(mul)(e[j], p_scale));
+        SFX(store_columns)(g, gs, n, cols);
+    }
 }
 
 #undef FLUSH
+#undef CHUNK_STEP
+#undef PREFETCH_SPAN

@@ -1,11 +1,21 @@
-/* Vector exp (and, on AVX-512, log1p) over the fx_simd.h abstraction.
+/* Vector exp and log1p, written once over fx_simd.h.
  *
- * vf_exp_nonpos / vd_exp_nonpos take d <= 0 (the kernels feed x - max(x)),
- * -inf and NaN included: exp(-inf) is exactly 0, NaN stays NaN, results that
- * underflow become subnormals or 0 with one final rounding. Cody-Waite range
- * reduction d = n ln2 + r, |r| <= ln2/2, then a polynomial (float: degree-5
- * minimax; double: degree-11 Chebyshev) and a scale by 2**n. Measured maximum errors are in docs/ACCURACY.md and asserted by
- * tests/test_simd.py.
+ * vX_exp_nonpos(d) takes d <= 0 (the kernels feed x - max(x)), -inf and NaN included:
+ * exp(-inf) is exactly 0, exp(0) exactly 1, NaN stays NaN, and results that underflow
+ * are subnormals or 0, rounded once. Cody-Waite reduction d = n ln2 + r, |r| <= ln2/2,
+ * with n rounded by a magic-number add whose low bits also hold n's exponent; then a
+ * polynomial (float: degree-5 minimax; double: degree-11 Chebyshev) with every coefficient
+ * scaled by 2**-64, times 2**(n + 64). The scaled polynomial is exactly 2**-64 times the
+ * unscaled one (a power of two commutes with rounding), 2**(n + 64) is a normal number
+ * (or, at the clamp, +0), and the product rounds once: the same result as p * 2**n
+ * without a two-step scale for subnormals. Only a result that is subnormal (float:
+ * d between about -132 and -87) makes an underflowing multiply, which costs a microcode
+ * assist on x86 CPUs; -inf and the padding of partial vectors never do.
+ *
+ * vX_log1p_nonneg(r) takes r >= 0 (and NaN, +inf): log(u) + (r - (u - 1)) / u with
+ * u = 1 + r, log(u) = e ln2 + 2 atanh(s), s = (m - 1) / (m + 1), m in [0.75, 1.5).
+ *
+ * Measured errors: docs/ACCURACY.md, asserted by tests/kernels/test_accuracy.py.
  */
 #ifndef FX_MATH_H
 #define FX_MATH_H
@@ -14,65 +24,68 @@
 
 static inline vf vf_exp_nonpos(vf d)
 {
-    /* below -104, exp(d) < 2**-150 rounds to 0; max(lo, d) keeps a NaN d */
-    vf x = vf_max(vf_set1(-104.0f), d);
-    vf n = vf_round(vf_mul(x, vf_set1(0x1.715476p+0f)));
-    /* ln2 = 0.693359375 - 2.12194440e-4: the high part has 9 bits, so n * hi is
-       exact even where fmadd is a multiply and an add (SSE2) */
+    /* 1.5 * 2**23 makes the add round to an integer; 191 = 127 + 64 is the exponent bias
+       of 2**(n + 64). At the clamp, n = -191 and 2**(n + 64) is +0: -inf (and anything
+       below -104, whose exp rounds to 0) gives an exact 0 without an underflowing
+       multiply, which would cost a microcode assist on x86. max keeps a NaN d. */
+    const vf magic = vf_set1(12582912.0f + 191.0f);
+    const vf x = vf_max(vf_set1(-132.5f), d);
+    const vf biased = vf_fmadd(x, vf_set1(0x1.715476p+0f), magic);
+    const vf n = vf_sub(biased, magic);
+    /* ln2 = 0.693359375 - 2.12194440e-4: the high part has 9 bits, so n * hi is exact
+       even where fmadd is a multiply and an add (SSE2) */
     vf r = vf_fmadd(n, vf_set1(-0.693359375f), x);
     vf p;
     r = vf_fmadd(n, vf_set1(2.12194440e-4f), r);
-    /* degree-5 minimax polynomial for exp on [-ln2/2, ln2/2] (the published
-       coefficients of XNNPACK's p5 kernels) */
-    p = vf_set1(0x1.0F9F9Cp-7f);
-    p = vf_fmadd(p, r, vf_set1(0x1.573A1Ap-5f));
-    p = vf_fmadd(p, r, vf_set1(0x1.555A80p-3f));
-    p = vf_fmadd(p, r, vf_set1(0x1.FFFDC6p-2f));
-    p = vf_fmadd(p, r, vf_set1(0x1.FFFFF6p-1f));
-    p = vf_fmadd(p, r, vf_set1(1.0f));
-    return vf_scale2(p, n);
+    /* XNNPACK's published degree-5 minimax coefficients for exp on [-ln2/2, ln2/2], times 2**-64 */
+    p = vf_set1(0x1.0F9F9Cp-71f);
+    p = vf_fmadd(p, r, vf_set1(0x1.573A1Ap-69f));
+    p = vf_fmadd(p, r, vf_set1(0x1.555A80p-67f));
+    p = vf_fmadd(p, r, vf_set1(0x1.FFFDC6p-66f));
+    p = vf_fmadd(p, r, vf_set1(0x1.FFFFF6p-65f));
+    p = vf_fmadd(p, r, vf_set1(0x1p-64f));
+    return vf_mul(p, vf_exponent_bits(biased));
 }
 
 static inline vd vd_exp_nonpos(vd d)
 {
-    vd x = vd_max(vd_set1(-746.0), d);
-    vd n = vd_round(vd_mul(x, vd_set1(1.4426950408889634074)));
+    /* 1.5 * 2**52, plus the bias 1023 + 64; at the clamp n = -1087 and 2**(n + 64) is +0 */
+    const vd magic = vd_set1(6755399441055744.0 + 1087.0);
+    const vd x = vd_max(vd_set1(-753.5), d);
+    const vd biased = vd_fmadd(x, vd_set1(1.4426950408889634074), magic);
+    const vd n = vd_sub(biased, magic);
     vd r = vd_fmadd(n, vd_set1(-6.93147180369123816490e-01), x);   /* fdlibm's ln2 hi/lo */
     vd p;
     r = vd_fmadd(n, vd_set1(-1.90821492927058770002e-10), r);
-    /* degree-11 Chebyshev interpolant of exp on [-ln2/2, ln2/2], computed in
-       50-digit arithmetic and rounded: 0.15 ulp from exp before rounding */
-    p = vd_set1(2.5110037605963777e-08);
-    p = vd_fmadd(p, r, vd_set1(2.763263963904103e-07));
-    p = vd_fmadd(p, r, vd_set1(2.755724091857897e-06));
-    p = vd_fmadd(p, r, vd_set1(2.4801485482328494e-05));
-    p = vd_fmadd(p, r, vd_set1(0.00019841269890047113));
-    p = vd_fmadd(p, r, vd_set1(0.0013888888952314775));
-    p = vd_fmadd(p, r, vd_set1(0.008333333333319601));
-    p = vd_fmadd(p, r, vd_set1(0.0416666666664881));
-    p = vd_fmadd(p, r, vd_set1(0.1666666666666668));
-    p = vd_fmadd(p, r, vd_set1(0.5000000000000019));
-    p = vd_fmadd(p, r, vd_set1(1.0));
-    p = vd_fmadd(p, r, vd_set1(1.0));
-    return vd_scale2(p, n);
+    /* degree-11 Chebyshev interpolant of exp on [-ln2/2, ln2/2], computed in 50-digit
+       arithmetic and rounded (0.15 ulp from exp before rounding), times 2**-64 */
+    p = vd_set1(2.5110037605963777e-08 * 0x1p-64);
+    p = vd_fmadd(p, r, vd_set1(2.763263963904103e-07 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(2.755724091857897e-06 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(2.4801485482328494e-05 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.00019841269890047113 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.0013888888952314775 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.008333333333319601 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.0416666666664881 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.1666666666666668 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0.5000000000000019 * 0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0x1p-64));
+    p = vd_fmadd(p, r, vd_set1(0x1p-64));
+    return vd_mul(p, vd_exponent_bits(biased));
 }
 
-#if defined(FX_AVX512)
-/* log1p(r) for r >= 0 (or NaN, +inf): log(u) + (r - (u - 1)) / u with u = 1 + r,
-   log(u) = e ln2 + 2 atanh(s), s = (m - 1) / (m + 1), m in [0.75, 1.5). */
 static inline vf vf_log1p_nonneg(vf r)
 {
-    vf one = vf_set1(1.0f);
-    vf u = vf_add(one, r);
-    /* exact division: the correction is below one ulp of u but, for a tiny r,
-       a large part of the result */
-    vf correction = vf_div(vf_sub(r, vf_sub(u, one)), u);
-    vf m = _mm512_getmant_ps(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
-    vf e = _mm512_getexp_ps(u);   /* floor(log2 u); one more when m came from [1.5, 2) */
-    e = _mm512_mask_add_ps(e, _mm512_cmp_ps_mask(m, one, _CMP_LT_OQ), e, one);
-    vf s = vf_div(vf_sub(m, one), vf_add(m, one));
-    vf z = vf_mul(s, s);
-    vf p = vf_set1(2.0f / 11.0f);
+    const vf one = vf_set1(1.0f);
+    const vf u = vf_add(one, r);
+    /* exact division: the correction is below one ulp of u but, for a tiny r, most of
+       the result */
+    const vf correction = vf_div(vf_sub(r, vf_sub(u, one)), u);
+    vf e, m, s, z, p;
+    m = vf_frexp(u, &e);
+    s = vf_div(vf_sub(m, one), vf_add(m, one));
+    z = vf_mul(s, s);
+    p = vf_set1(2.0f / 11.0f);
     p = vf_fmadd(p, z, vf_set1(2.0f / 9.0f));
     p = vf_fmadd(p, z, vf_set1(2.0f / 7.0f));
     p = vf_fmadd(p, z, vf_set1(2.0f / 5.0f));
@@ -80,21 +93,20 @@ static inline vf vf_log1p_nonneg(vf r)
     p = vf_mul(vf_mul(p, z), s);
     p = vf_fmadd(s, vf_set1(2.0f), p);
     p = vf_fmadd(e, vf_set1(0.693147180559945309f), p);
-    return _mm512_mask_mov_ps(vf_add(p, correction), _mm512_cmp_ps_mask(u, u, _CMP_UNORD_Q) |
-                              _mm512_cmp_ps_mask(u, vf_set1(INFINITY), _CMP_EQ_OQ), u);
+    /* NaN and +inf are their own log1p */
+    return vf_select(mf_or(vf_neq(u, u), vf_eq(u, vf_set1(INFINITY))), u, vf_add(p, correction));
 }
 
 static inline vd vd_log1p_nonneg(vd r)
 {
-    vd one = vd_set1(1.0);
-    vd u = vd_add(one, r);
-    vd correction = vd_div(vd_sub(r, vd_sub(u, one)), u);
-    vd m = _mm512_getmant_pd(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
-    vd e = _mm512_getexp_pd(u);
-    e = _mm512_mask_add_pd(e, _mm512_cmp_pd_mask(m, one, _CMP_LT_OQ), e, one);
-    vd s = vd_div(vd_sub(m, one), vd_add(m, one));
-    vd z = vd_mul(s, s);
-    vd p = vd_set1(2.0 / 25.0);
+    const vd one = vd_set1(1.0);
+    const vd u = vd_add(one, r);
+    const vd correction = vd_div(vd_sub(r, vd_sub(u, one)), u);
+    vd e, m, s, z, p;
+    m = vd_frexp(u, &e);
+    s = vd_div(vd_sub(m, one), vd_add(m, one));
+    z = vd_mul(s, s);
+    p = vd_set1(2.0 / 25.0);
     p = vd_fmadd(p, z, vd_set1(2.0 / 23.0));
     p = vd_fmadd(p, z, vd_set1(2.0 / 21.0));
     p = vd_fmadd(p, z, vd_set1(2.0 / 19.0));
@@ -109,9 +121,7 @@ static inline vd vd_log1p_nonneg(vd r)
     p = vd_mul(vd_mul(p, z), s);
     p = vd_fmadd(s, vd_set1(2.0), p);
     p = vd_fmadd(e, vd_set1(0.693147180559945309417), p);
-    return _mm512_mask_mov_pd(vd_add(p, correction), _mm512_cmp_pd_mask(u, u, _CMP_UNORD_Q) |
-                              _mm512_cmp_pd_mask(u, vd_set1(INFINITY), _CMP_EQ_OQ), u);
+    return vd_select(md_or(vd_neq(u, u), vd_eq(u, vd_set1(INFINITY))), u, vd_add(p, correction));
 }
-#endif
 
 #endif /* FX_MATH_H */

@@ -1,0 +1,147 @@
+/* fx_simd.h's operations for AVX-512 (F, DQ, VL, BW) with FMA: 16 floats, 8 doubles,
+ * masks in k-registers. */
+#include <immintrin.h>
+
+#define VF_LANES 16
+#define VD_LANES 8
+typedef __m512 vf;
+typedef __m512d vd;
+typedef __mmask16 mf;
+typedef __mmask8 md;
+typedef __m512i cf;
+typedef __m512i cd;
+
+static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline vd vd_load(const double *p) { return _mm512_loadu_pd(p); }
+static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline void vd_store(double *p, vd v) { _mm512_storeu_pd(p, v); }
+static inline mf mf_first(ptrdiff_t n) { return (mf)((1u << n) - 1u); }
+static inline md md_first(ptrdiff_t n) { return (md)((1u << n) - 1u); }
+/* masked-off lanes are not read (no fault, no access) */
+static inline vf vf_load_part(const float *p, ptrdiff_t n, float pad)
+{
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(pad), mf_first(n), p);
+}
+static inline vd vd_load_part(const double *p, ptrdiff_t n, double pad)
+{
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(pad), md_first(n), p);
+}
+static inline void vf_store_part(float *p, ptrdiff_t n, vf v) { _mm512_mask_storeu_ps(p, mf_first(n), v); }
+static inline void vd_store_part(double *p, ptrdiff_t n, vd v) { _mm512_mask_storeu_pd(p, md_first(n), v); }
+static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline vd vd_set1(double x) { return _mm512_set1_pd(x); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vd vd_div(vd a, vd b) { return _mm512_div_pd(a, b); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vd vd_fmadd(vd a, vd b, vd c) { return _mm512_fmadd_pd(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vd vd_max(vd a, vd b) { return _mm512_max_pd(a, b); }
+static inline mf vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+static inline md vd_eq(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ); }
+static inline mf vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline md vd_lt(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+static inline mf vf_neq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+static inline md vd_neq(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ); }
+static inline mf mf_and(mf a, mf b) { return (mf)(a & b); }
+static inline md md_and(md a, md b) { return (md)(a & b); }
+static inline mf mf_or(mf a, mf b) { return (mf)(a | b); }
+static inline md md_or(md a, md b) { return (md)(a | b); }
+static inline vf vf_select(mf m, vf a, vf b) { return _mm512_mask_mov_ps(b, m, a); }
+static inline vd vd_select(md m, vd a, vd b) { return _mm512_mask_mov_pd(b, m, a); }
+static inline vf vf_keep(mf m, vf a) { return _mm512_maskz_mov_ps(m, a); }
+static inline vd vd_keep(md m, vd a) { return _mm512_maskz_mov_pd(m, a); }
+static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, m, acc, v); }
+static inline vd vd_add_if(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, m, acc, v); }
+static inline cf cf_zero(void) { return _mm512_setzero_si512(); }
+static inline cd cd_zero(void) { return _mm512_setzero_si512(); }
+static inline cf cf_add(cf c, mf m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
+static inline cd cd_add(cd c, md m) { return _mm512_mask_sub_epi64(c, m, c, _mm512_set1_epi64(-1)); }
+static inline ptrdiff_t cf_total(cf c) { return _mm512_reduce_add_epi32(c); }
+static inline ptrdiff_t cd_total(cd c) { return (ptrdiff_t)_mm512_reduce_add_epi64(c); }
+static inline vf vf_exponent_bits(vf a)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(a), 23));
+}
+static inline vd vd_exponent_bits(vd a)
+{
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(a), 52));
+}
+/* getexp is floor(log2 u); getmant folds [1.5, 2) onto [0.75, 1), one exponent up */
+static inline vf vf_frexp(vf u, vf *e)
+{
+    vf m = _mm512_getmant_ps(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+    vf x = _mm512_getexp_ps(u);
+    *e = _mm512_mask_add_ps(x, vf_lt(m, vf_set1(1.0f)), x, vf_set1(1.0f));
+    return m;
+}
+static inline vd vd_frexp(vd u, vd *e)
+{
+    vd m = _mm512_getmant_pd(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+    vd x = _mm512_getexp_pd(u);
+    *e = _mm512_mask_add_pd(x, vd_lt(m, vd_set1(1.0)), x, vd_set1(1.0));
+    return m;
+}
+static inline float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+static inline double vd_hmax(vd a) { return _mm512_reduce_max_pd(a); }
+static inline double vf_hsum_d(vf a)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+static inline double vd_hsum_d(vd a) { return _mm512_reduce_add_pd(a); }
+
+static inline void vf_transpose(vf r[16])
+{
+    vf t[16];
+    int i, k;
+    for (i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 4; ++i) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (i = 0; i < 2; ++i)
+        for (k = 0; k < 4; ++k) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0x88);
+            t[8 * i + k + 4] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + k + 4], 0xdd);
+        }
+    for (k = 0; k < 8; ++k) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+}
+
+static inline void vd_transpose(vd r[8])
+{
+    vd t[8];
+    int i;
+    for (i = 0; i < 4; ++i) {
+        t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 2; ++i) {
+        r[4 * i + 0] = _mm512_shuffle_f64x2(t[4 * i + 0], t[4 * i + 2], 0x88);
+        r[4 * i + 1] = _mm512_shuffle_f64x2(t[4 * i + 1], t[4 * i + 3], 0x88);
+        r[4 * i + 2] = _mm512_shuffle_f64x2(t[4 * i + 0], t[4 * i + 2], 0xdd);
+        r[4 * i + 3] = _mm512_shuffle_f64x2(t[4 * i + 1], t[4 * i + 3], 0xdd);
+    }
+    for (i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f64x2(r[i], r[i + 4], 0xdd);
+    }
+    for (i = 0; i < 8; ++i)
+        r[i] = t[i];
+}
