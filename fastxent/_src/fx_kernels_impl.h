@@ -46,13 +46,8 @@ static FX_ALWAYS_INLINE T SFX(max_of)(const T *x, ptrdiff_t n)
     return VOP(hmax)(VOP(max)(VOP(max)(a0, a1), VOP(max)(a2, a3)));
 }
 
-/* Prefetch the bytes [p, p + span) that a loop step will want later. */
-#define PREFETCH_SPAN(p, span)                                                       \
-    do {                                                                             \
-        size_t o_;                                                                   \
-        for (o_ = 0; o_ < (size_t)(span); o_ += 64)                                  \
-            FX_PREFETCH((const char *)(p) + o_);                                     \
-    } while (0)
+/* Elements per step of the chunk pass: a 64-byte cache line, or one vector if wider. */
+#define LINE (64 / (ptrdiff_t)sizeof(T) > VL ? 64 / (ptrdiff_t)sizeof(T) : VL)
 
 /* One step of the chunk pass over the VL entries at x[j] (see chunk_pass). */
 #define CHUNK_STEP(X, Y, G, S, SY, SYX, COUNT)                                            \
@@ -88,24 +83,27 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const T *x, const T *y, ptrdiff_t n
 
     while (j < full) {
         const ptrdiff_t end = j + FLUSH * VL < full ? j + FLUSH * VL : full;
-        V s0 = zero, s1 = zero, sy0 = zero, sy1 = zero, syx0 = zero, syx1 = zero;
-        for (; j + 2 * VL <= end; j += 2 * VL) {
-            const V x0 = VOP(load)(x + j), x1 = VOP(load)(x + j + VL);
-            PREFETCH_SPAN(x + j + ahead, 2 * VL * sizeof(T));
+        V s0 = zero, sy0 = zero, syx0 = zero;
+        /* a cache line per step, one accumulator: the adds' latency is below the exps'
+           throughput, and 16-register ISAs keep every constant in a register */
+        for (; j + LINE <= end; j += LINE) {
+            ptrdiff_t k;
+            FX_PREFETCH(x + j + ahead);
             if (y)
-                PREFETCH_SPAN(y + j + ahead, 2 * VL * sizeof(T));
-            CHUNK_STEP(x0, VOP(fmadd)(va, VOP(load)(y + j), vb), VOP(store)(g + j, e_),
-                       s0, sy0, syx0, below);
-            CHUNK_STEP(x1, VOP(fmadd)(va, VOP(load)(y + j + VL), vb),
-                       VOP(store)(g + j + VL, e_), s1, sy1, syx1, below);
+                FX_PREFETCH(y + j + ahead);
+            if (g)
+                FX_PREFETCH_W(g + j + ahead);
+            for (k = j; k < j + LINE; k += VL)
+                CHUNK_STEP(VOP(load)(x + k), VOP(fmadd)(va, VOP(load)(y + k), vb),
+                           VOP(store)(g + k, e_), s0, sy0, syx0, below);
         }
         for (; j < end; j += VL)
             CHUNK_STEP(VOP(load)(x + j), VOP(fmadd)(va, VOP(load)(y + j), vb),
                        VOP(store)(g + j, e_), s0, sy0, syx0, below);
-        sum += VOP(hsum_d)(VOP(add)(s0, s1));
+        sum += VOP(hsum_d)(s0);
         if (y) {
-            sum_y += VOP(hsum_d)(VOP(add)(sy0, sy1));
-            sum_yx += VOP(hsum_d)(VOP(add)(syx0, syx1));
+            sum_y += VOP(hsum_d)(sy0);
+            sum_yx += VOP(hsum_d)(syx0);
         }
     }
     if (j < n) {
@@ -416,25 +414,42 @@ static FX_ALWAYS_INLINE void SFX(store_lanes)(T *out, ptrdiff_t step, V v)
         out[i * step] = t[i];
 }
 
-/* max m, r = sum(exp(x - m)) - 1 with ties apart; e[j] keeps the exps */
+/* max m, r = sum(exp(x - m)) - 1 with ties apart; e[j] keeps the exps. Two accumulators
+   each, so that a block's chain of dependent operations stays short and consecutive
+   blocks overlap. */
 static FX_ALWAYS_INLINE void SFX(block_normalizer)(const V *x, ptrdiff_t n, V *e, V *m_out,
                                                    V *r_out)
 {
     const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
-    V m = VOP(set1)((T)-INFINITY), s = zero, below = zero;
+    V m = x[0], m1 = x[0], s0 = zero, s1 = zero, below0 = zero, below1 = zero;
     ptrdiff_t j;
-    for (j = 0; j < n; ++j)
+    for (j = 1; j + 1 < n; j += 2) {
         m = VOP(max)(m, x[j]);
-    for (j = 0; j < n; ++j) {
-        const V d = VOP(sub)(x[j], m);
-        const M under = VOP(neq)(d, zero);
-        e[j] = VOP(exp_nonpos)(d);
-        s = VOP(add_if)(under, s, e[j]);
-        below = VOP(add_if)(under, below, one);
+        m1 = VOP(max)(m1, x[j + 1]);
+    }
+    if (j < n)
+        m = VOP(max)(m, x[j]);
+    m = VOP(max)(m, m1);
+    for (j = 0; j + 1 < n; j += 2) {
+        const V d0 = VOP(sub)(x[j], m), d1 = VOP(sub)(x[j + 1], m);
+        const M under0 = VOP(neq)(d0, zero), under1 = VOP(neq)(d1, zero);
+        e[j] = VOP(exp_nonpos)(d0);
+        e[j + 1] = VOP(exp_nonpos)(d1);
+        s0 = VOP(add_if)(under0, s0, e[j]);
+        s1 = VOP(add_if)(under1, s1, e[j + 1]);
+        below0 = VOP(add_if)(under0, below0, one);
+        below1 = VOP(add_if)(under1, below1, one);
+    }
+    if (j < n) {
+        const V d0 = VOP(sub)(x[j], m);
+        const M under0 = VOP(neq)(d0, zero);
+        e[j] = VOP(exp_nonpos)(d0);
+        s0 = VOP(add_if)(under0, s0, e[j]);
+        below0 = VOP(add_if)(under0, below0, one);
     }
     *m_out = m;
     /* the ties are the n - below entries at the max */
-    *r_out = VOP(add)(s, VOP(sub)(VOP(set1)((T)(n - 1)), below));
+    *r_out = VOP(add)(VOP(add)(s0, s1), VOP(sub)(VOP(set1)((T)(n - 1)), VOP(add)(below0, below1)));
 }
 
 /* The target logits are read, and the target gradients written, row by row with scalar
@@ -513,4 +528,4 @@ static void SFX(dense_block)(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys,
 
 #undef FLUSH
 #undef CHUNK_STEP
-#undef PREFETCH_SPAN
+#undef LINE

@@ -42,7 +42,8 @@
  *   vX_hsum_d(v)                     the sum of the lanes in double, in a fixed order
  *   vX_transpose(r)                  r is VX_LANES vectors: lane j of r[i] <-> lane i of r[j]
  *
- * FX_PREFETCH(p) asks for the cache line at p (never faults, any address).
+ * FX_PREFETCH(p), FX_PREFETCH_W(p) ask for the cache line at p, to read or to write
+ * (never fault, any address).
  */
 #ifndef FX_SIMD_H
 #define FX_SIMD_H
@@ -65,9 +66,11 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define FX_ALWAYS_INLINE inline __attribute__((always_inline))
 #define FX_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+#define FX_PREFETCH_W(p) __builtin_prefetch((const void *)(p), 1, 3)
 #else
 #define FX_ALWAYS_INLINE inline
 #define FX_PREFETCH(p) ((void)(p))
+#define FX_PREFETCH_W(p) ((void)(p))
 #endif
 
 #include FX_STR(FX_CAT(fx_simd_, FX_ISA).h)
