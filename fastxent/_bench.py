@@ -1,18 +1,21 @@
 """``python -m fastxent bench``: fastxent against NumPy, the read floor and the installed peers.
 
-Each case times fastxent, a NumPy reference (max / exp / sum / log), the
-streaming-read floor (``np.max`` over the flattened logits: reading them once)
-and every installed peer (PyTorch ``F.cross_entropy``, JAX/optax under
-``jit``), in turn within one process, and reports medians, GB/s of logits and
-ratios. Single-thread figures come from a child process pinned to one core
-(every library's threads included), all-thread figures from this process.
-Each fastxent result is checked against the NumPy reference.
+Each case times fastxent (on one kernel path, or each with ``--path all``), a NumPy
+reference (max / exp / sum / log), the streaming-read floor (``np.max`` over the
+flattened inputs: reading them once) and every installed peer (PyTorch
+``F.cross_entropy`` eager and under ``torch.compile`` (Inductor), JAX/optax under
+``jit``), in turn within one process, and reports medians, GB/s of logits and ratios.
+Single-thread figures come from a child process pinned to one core (every library's
+threads included), all-thread figures from this process. Each fastxent result is
+checked against the NumPy reference. The CPU model, its instruction sets and the
+kernel path are printed with the table and kept in the JSON.
 """
 
 import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +23,10 @@ import time
 import numpy as np
 
 DEFAULT_SHAPES = "65536x10,8192x1000,1024x32000,128x128256,100000x10:float64"
-PEERS = ("torch", "jax")
+PEERS = ("torch", "torch.compile", "jax")
+# The CPU features the kernel paths care about, as /proc/cpuinfo names them.
+ISA_FLAGS = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+             "asimd", "sve", "sve2")
 
 
 # --- the workload -----------------------------------------------------------------------------
@@ -115,6 +121,28 @@ def torch_call(logits, labels, y, grad):
     return forward_backward
 
 
+def torch_compile_call(logits, labels, y, grad):
+    """``F.cross_entropy`` under ``torch.compile`` (Inductor, static shapes); with a
+    gradient, the compiled forward and AOTAutograd's compiled backward."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(logits)
+    target = torch.from_numpy(labels) if y is None else torch.from_numpy(y)
+    loss = torch.compile(lambda v, t: F.cross_entropy(v, t, reduction="none"), dynamic=False)
+    if not grad:
+        def forward():
+            with torch.no_grad():
+                return loss(x, target)
+        return forward
+
+    def forward_backward():
+        xg = x.detach().requires_grad_(True)
+        loss(xg, target).sum().backward()
+        return xg.grad
+    return forward_backward
+
+
 def jax_call(logits, labels, y, grad):
     import jax
     import jax.numpy as jnp
@@ -144,59 +172,96 @@ def jax_call(logits, labels, y, grad):
 
 
 def installed_peers():
+    """{peer: version} of the peers that can run here (torch.compile needs a C++ compiler)."""
     found = {}
-    for name in PEERS:
+    for name in ("torch", "jax"):
         try:
             module = __import__(name)
             found[name] = getattr(module, "__version__", "?")
         except ImportError:
             pass
-    return found
+    if "torch" in found and (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+        found["torch.compile"] = found["torch"]
+    return {name: found[name] for name in PEERS if name in found}
+
+
+PEER_CALLS = {"torch": torch_call, "torch.compile": torch_compile_call, "jax": jax_call}
+
+
+def cpu_facts():
+    """The CPU's model name and the instruction sets the kernel paths care about."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "cpu model", "hardware") and model is None:
+                    model = value.strip()
+                elif key in ("flags", "features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or platform.machine(),
+            "machine": platform.machine(),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
 # --- running the cases ------------------------------------------------------------------------
 
-def run_cases(cases, threads, min_time, peers, log):
-    """Time every case in this process; ``threads`` is 1 or None (all)."""
+def run_cases(cases, threads, min_time, peers, paths, log):
+    """Time every case in this process; ``threads`` is 1 or None (all). The read floor,
+    NumPy and the peers are timed once per case, fastxent once per kernel path."""
+    from fastxent import _kernels
+
     if threads == 1 and "torch" in peers:
         import torch
         torch.set_num_threads(1)
+    active = _kernels.path()
     rows = []
     for shape, dtype in cases:
         logits, labels = make_inputs(shape, dtype)
         grad_out = np.empty_like(logits)
-        nbytes = logits.nbytes
         read = median_seconds(lambda: np.max(logits.reshape(-1)), min_time)
         for kind in ("sparse", "dense"):
             y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
+            # one read of the inputs: the logits, plus the labels for dense ones
+            read_inputs = read if y is None else read + median_seconds(
+                lambda: np.max(y.reshape(-1)), min_time)
             for grad in (False, True):
                 label = f"{shape[0]}x{shape[1]} {dtype.name} {kind} {'loss+grad' if grad else 'loss'}"
                 print(f"  {label} ({'1 thread' if threads == 1 else 'all threads'})",
                       file=log, flush=True)
-                ours = fastxent_call(logits, labels, y, grad, threads, grad_out)
-                result = ours()
                 want = numpy_reference(logits, labels, y, grad)
-                got_loss = result[0] if grad else result
-                want_loss = want[0] if grad else want
-                ok = bool(np.allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5))
-                if grad:
-                    ok = ok and bool(np.allclose(result[1], want[1], rtol=1e-4, atol=1e-5))
-                row = {"shape": list(shape), "dtype": dtype.name, "labels": kind, "grad": grad,
-                       "threads": "1" if threads == 1 else "all", "bytes": nbytes,
-                       "read_s": read, "fastxent_s": median_seconds(ours, min_time),
-                       "numpy_s": median_seconds(
-                           lambda: numpy_reference(logits, labels, y, grad), min_time / 2,
-                           min_runs=3),
-                       "matches_reference": ok}
+                common = {"shape": list(shape), "dtype": dtype.name, "labels": kind, "grad": grad,
+                          "threads": "1" if threads == 1 else "all", "bytes": logits.nbytes,
+                          "read_s": read, "read_inputs_s": read_inputs,
+                          "numpy_s": median_seconds(
+                              lambda: numpy_reference(logits, labels, y, grad), min_time / 2,
+                              min_runs=3)}
                 for peer in peers:
-                    make = {"torch": torch_call, "jax": jax_call}[peer]
-                    if dtype == np.float16 and peer == "torch":
+                    if dtype == np.float16 and peer.startswith("torch"):
                         continue
                     try:
-                        row[f"{peer}_s"] = median_seconds(make(logits, labels, y, grad), min_time)
+                        common[f"{peer}_s"] = median_seconds(
+                            PEER_CALLS[peer](logits, labels, y, grad), min_time)
                     except Exception as error:  # a peer that cannot run this case is skipped
                         print(f"    {peer} failed: {error!r}", file=log)
-                rows.append(row)
+                for path in paths:
+                    _kernels.set_path(path)
+                    try:
+                        ours = fastxent_call(logits, labels, y, grad, threads, grad_out)
+                        result = ours()
+                        got_loss = result[0] if grad else result
+                        want_loss = want[0] if grad else want
+                        ok = bool(np.allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5))
+                        if grad:
+                            ok = ok and bool(np.allclose(result[1], want[1], rtol=1e-4, atol=1e-5))
+                        rows.append({**common, "path": path,
+                                     "fastxent_s": median_seconds(ours, min_time),
+                                     "matches_reference": ok})
+                    finally:
+                        _kernels.set_path(active)
     return rows
 
 
@@ -204,7 +269,7 @@ def run_pinned_child(args, log):
     """Run the single-thread cases in a child pinned to one core, so that every
     library's thread pool lives on that core; returns its rows."""
     command = [sys.executable, "-m", "fastxent", "bench", "--threads", "1", "--child",
-               "--shapes", args.shapes, "--min-time", str(args.min_time)]
+               "--shapes", args.shapes, "--min-time", str(args.min_time), "--path", args.path]
     if args.no_peers:
         command.append("--no-peers")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -221,34 +286,53 @@ def _gbs(row, key):
     return row["bytes"] / row[key] / 1e9
 
 
+def _peer_columns(rows, peers):
+    return [p for p in peers if any(f"{p}_s" in r for r in rows)]
+
+
+def fastest_peer(row, peers):
+    """(name, seconds) of the fastest peer timed for this row, or (None, None)."""
+    timed = [(row[f"{p}_s"], p) for p in peers if f"{p}_s" in row]
+    if not timed:
+        return None, None
+    seconds, name = min(timed)
+    return name, seconds
+
+
 def format_table(rows, peers):
-    peer_cols = [p for p in peers if any(f"{p}_s" in r for r in rows)]
-    head = ["shape", "labels", "mode", "thr", "fastxent GB/s", "% of read", "x NumPy"]
-    head += [f"x {p}" for p in peer_cols] + ["read GB/s", "check"]
+    peer_cols = _peer_columns(rows, peers)
+    head = ["shape", "labels", "mode", "thr", "path", "fastxent GB/s", "ns/row", "x read",
+            "x NumPy"]
+    head += [f"x {p}" for p in peer_cols] + (["x fastest peer"] if peer_cols else [])
+    head += ["read GB/s", "check"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [f"{r['shape'][0]}x{r['shape'][1]} {r['dtype']}", r["labels"],
-                 "loss+grad" if r["grad"] else "loss", r["threads"],
-                 f"{_gbs(r, 'fastxent_s'):.2f}", f"{100 * r['read_s'] / r['fastxent_s']:.0f}%",
+                 "loss+grad" if r["grad"] else "loss", r["threads"], r["path"],
+                 f"{_gbs(r, 'fastxent_s'):.2f}", f"{1e9 * r['fastxent_s'] / r['shape'][0]:.1f}",
+                 f"{r['fastxent_s'] / r['read_inputs_s']:.2f}",
                  f"{r['numpy_s'] / r['fastxent_s']:.1f}"]
         for p in peer_cols:
             key = f"{p}_s"
             cells.append(f"{r[key] / r['fastxent_s']:.1f}" if key in r else "-")
+        if peer_cols:
+            name, seconds = fastest_peer(r, peer_cols)
+            cells.append(f"{seconds / r['fastxent_s']:.1f} ({name})" if name else "-")
         cells += [f"{_gbs(r, 'read_s'):.1f}", "OK" if r["matches_reference"] else "MISMATCH"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def scaling_lines(rows):
-    one = {(tuple(r["shape"]), r["dtype"], r["labels"], r["grad"]): r for r in rows
+    one = {(tuple(r["shape"]), r["dtype"], r["labels"], r["grad"], r["path"]): r for r in rows
            if r["threads"] == "1"}
     out = []
     for r in rows:
-        key = (tuple(r["shape"]), r["dtype"], r["labels"], r["grad"])
+        key = (tuple(r["shape"]), r["dtype"], r["labels"], r["grad"], r["path"])
         if r["threads"] == "all" and key in one:
             speedup = one[key]["fastxent_s"] / r["fastxent_s"]
             out.append(f"{key[0][0]}x{key[0][1]} {key[1]} {key[2]} "
-                       f"{'loss+grad' if key[3] else 'loss'}: {speedup:.2f}x")
+                       f"{'loss+grad' if key[3] else 'loss'} ({key[4]}): {speedup:.2f}x")
     return out
 
 
@@ -262,7 +346,11 @@ def main(argv):
     parser.add_argument("--threads", choices=["1", "all", "both"], default="both")
     parser.add_argument("--min-time", type=float, default=0.4,
                         help="seconds of repeated calls per measurement (default 0.4)")
-    parser.add_argument("--no-peers", action="store_true", help="skip PyTorch and JAX")
+    parser.add_argument("--path", default=None,
+                        help="kernel path to time: one of the CPU's paths (python -m fastxent "
+                             "info), or 'all' for each; default: the one in use")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip PyTorch (eager and torch.compile) and JAX")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -301,12 +389,19 @@ def main(argv):
             with open(args.json, "w") as f:
                 json.dump({"device": "gpu", "rows": rows}, f, indent=1)
         return 0 if all(r["matches_reference"] for r in rows) else 1
+    available = _cpu.info()["paths"]
+    if args.path is None:
+        args.path = _cpu.info()["path"]
+    if args.path != "all" and args.path not in available:
+        parser.error(f"--path {args.path!r}: this CPU runs {', '.join(available)} (or 'all')")
+    paths = available if args.path == "all" else [args.path]
     if args.child:
-        json.dump(run_cases(cases, 1, args.min_time, peers, log), sys.stdout)
+        json.dump(run_cases(cases, 1, args.min_time, peers, paths, log), sys.stdout)
         return 0
 
     rows, pinned = [], None
-    print(f"fastxent bench: {len(cases)} shapes; peers: "
+    cpu = cpu_facts()
+    print(f"fastxent bench: {len(cases)} shapes, kernel paths {', '.join(paths)}; peers: "
           f"{', '.join(f'{k} {v}' for k, v in peers.items()) or 'none installed'}", file=log)
     if args.threads in ("1", "both"):
         print("one thread (child process pinned to one core):", file=log)
@@ -314,16 +409,20 @@ def main(argv):
         rows += child_rows
     if args.threads in ("all", "both"):
         print("all threads:", file=log)
-        rows += run_cases(cases, None, args.min_time, peers, log)
+        rows += run_cases(cases, None, args.min_time, peers, paths, log)
 
     info = _cpu.info()
-    print(f"fastxent {fastxent.__version__} (kernel path {info['path']}, OpenMP "
-          f"{'on' if info['openmp'] else 'off'}, {info['max_threads']} threads), NumPy "
-          f"{np.__version__}; {platform.machine()}, {os.cpu_count()} CPUs"
+    print(f"fastxent {fastxent.__version__} (kernel paths timed: {', '.join(paths)}; this CPU "
+          f"runs {', '.join(info['paths'])}; OpenMP {'on' if info['openmp'] else 'off'}, "
+          f"{info['max_threads']} threads), NumPy {np.__version__}"
+          + "".join(f", {k} {v}" for k, v in peers.items() if k != "torch.compile"))
+    print(f"CPU: {cpu['model']} ({cpu['machine']}, {os.cpu_count()} CPUs; "
+          f"{' '.join(cpu['isa']) or 'no listed vector ISA'})"
           + (f"; single-thread runs pinned to CPU {pinned}" if pinned is not None else ""))
-    print("GB/s = logits bytes / median time. 'x NumPy', 'x torch', 'x jax' = their time / "
-          "fastxent's time (above 1: fastxent is faster). '% of read' = np.max read time / "
-          "fastxent time. loss+grad writes into a reused grad_out.\n")
+    print("GB/s = logits bytes / median time. 'x read' = fastxent's time / the time of one read "
+          "of its inputs (np.max over the logits, plus the labels for dense). 'x NumPy', "
+          "'x <peer>' = their time / fastxent's time (above 1: fastxent is faster). loss+grad "
+          "writes into a reused grad_out.\n")
     print(format_table(rows, peers))
     scaling = scaling_lines(rows)
     if scaling:
@@ -333,8 +432,9 @@ def main(argv):
           f"the NumPy reference (rtol 1e-4)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": platform.machine(), "cpus": os.cpu_count(),
-                       "kernel": info, "peers": peers, "rows": rows}, f, indent=1)
+            json.dump({"machine": platform.machine(), "cpus": os.cpu_count(), "cpu": cpu,
+                       "kernel": info, "paths": paths, "peers": peers, "rows": rows}, f,
+                      indent=1)
     return 1 if mismatches else 0
 
 

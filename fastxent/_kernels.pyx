@@ -95,6 +95,7 @@ cdef extern from "fx_kernels.h" nogil:
         void (*log1p_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*log1p_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
     int fx_supported_kernels(const fx_kernels **out)
+    int fx_built_kernels(const fx_kernels **out)
     void fx_combine(double *m, double *r, double mc, double rc)
     void fx_partial_empty(fx_partial *p)
     void fx_combine_partial(fx_partial *acc, const fx_partial *p)
@@ -132,6 +133,14 @@ cdef const fx_kernels *_active = _supported[0]
 def paths():
     """Names of the kernel paths this CPU supports, best first (the last is the baseline)."""
     return [(<bytes>_supported[k].name).decode() for k in range(_n_supported)]
+
+
+def built():
+    """Names of every kernel path built into this extension (fx_isa_list.h's order),
+    including any this CPU cannot run."""
+    cdef const fx_kernels *tables[16]
+    cdef int count = fx_built_kernels(tables)
+    return [(<bytes>tables[k].name).decode() for k in range(count)]
 
 
 def path():

@@ -41,6 +41,18 @@ static const fx_kernels *find_built(const char *name)
     return NULL;
 }
 
+int fx_built_kernels(const fx_kernels **out)
+{
+    int count = 0;
+#define FX_ISA(name, machines, flags, test)                             \
+    if ((out[count] = find_built(#name)) != NULL && count < 15)          \
+        ++count;
+#include "fx_isa_list.h"
+#undef FX_ISA
+    out[count] = NULL;
+    return count;
+}
+
 int fx_supported_kernels(const fx_kernels **out)
 {
     const fx_kernels *kernels;

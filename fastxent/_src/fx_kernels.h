@@ -96,6 +96,8 @@ typedef struct fx_kernels {
 
 /* The kernels this CPU supports, best first, NULL-terminated (out has room for 16). */
 int fx_supported_kernels(const fx_kernels **out);
+/* Every build in the extension, in the list's order, whether this CPU runs it or not. */
+int fx_built_kernels(const fx_kernels **out);
 
 #include <math.h>
 

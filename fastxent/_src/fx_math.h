@@ -13,7 +13,7 @@
  * assist on x86 CPUs; -inf and the padding of partial vectors never do.
  *
  * vX_log1p_nonneg(r) takes r >= 0 (and NaN, +inf): log(u) + (r - (u - 1)) / u with
- * u = 1 + r, log(u) = e ln2 + 2 atanh(s), s = (m - 1) / (m + 1), m in [0.75, 1.5).
+ * u = 1 + r = m 2**e, m in [0.75, 1.5), log(u) = e ln2 + log(m).
  *
  * Measured errors: docs/ACCURACY.md, asserted by tests/kernels/test_accuracy.py.
  */
@@ -74,54 +74,63 @@ static inline vd vd_exp_nonpos(vd d)
     return vd_mul(p, vd_exponent_bits(biased));
 }
 
+/* fdlibm's arrangement: with f = m - 1 (exact) and s = f / (2 + f),
+   log(m) = f - hfsq + s (hfsq + R(s^2)), hfsq = f^2 / 2, R(z) = 2z/3 + 2z^2/5 + ...;
+   the exact f leads and only the small terms carry rounding errors. */
 static inline vf vf_log1p_nonneg(vf r)
 {
-    const vf one = vf_set1(1.0f);
+    const vf one = vf_set1(1.0f), half = vf_set1(0.5f);
     const vf u = vf_add(one, r);
     /* exact division: the correction is below one ulp of u but, for a tiny r, most of
        the result */
     const vf correction = vf_div(vf_sub(r, vf_sub(u, one)), u);
-    vf e, m, s, z, p;
-    m = vf_frexp(u, &e);
-    s = vf_div(vf_sub(m, one), vf_add(m, one));
+    vf e, f, s, z, hfsq, q, low;
+    f = vf_sub(vf_frexp(u, &e), one);
+    s = vf_div(f, vf_add(vf_set1(2.0f), f));
     z = vf_mul(s, s);
-    p = vf_set1(2.0f / 11.0f);
-    p = vf_fmadd(p, z, vf_set1(2.0f / 9.0f));
-    p = vf_fmadd(p, z, vf_set1(2.0f / 7.0f));
-    p = vf_fmadd(p, z, vf_set1(2.0f / 5.0f));
-    p = vf_fmadd(p, z, vf_set1(2.0f / 3.0f));
-    p = vf_mul(vf_mul(p, z), s);
-    p = vf_fmadd(s, vf_set1(2.0f), p);
-    p = vf_fmadd(e, vf_set1(0.693147180559945309f), p);
+    hfsq = vf_mul(vf_mul(half, f), f);
+    q = vf_set1(2.0f / 11.0f);
+    q = vf_fmadd(q, z, vf_set1(2.0f / 9.0f));
+    q = vf_fmadd(q, z, vf_set1(2.0f / 7.0f));
+    q = vf_fmadd(q, z, vf_set1(2.0f / 5.0f));
+    q = vf_fmadd(q, z, vf_set1(2.0f / 3.0f));
+    /* ln2 = 0.693359375 - 2.12194440e-4, the high part exact in e * hi */
+    low = vf_fmadd(e, vf_set1(-2.12194440e-4f), correction);
+    low = vf_fmadd(s, vf_fmadd(q, z, hfsq), low);
+    low = vf_add(vf_sub(f, hfsq), low);
     /* NaN and +inf are their own log1p */
-    return vf_select(mf_or(vf_neq(u, u), vf_eq(u, vf_set1(INFINITY))), u, vf_add(p, correction));
+    return vf_select(mf_or(vf_neq(u, u), vf_eq(u, vf_set1(INFINITY))), u,
+                     vf_fmadd(e, vf_set1(0.693359375f), low));
 }
 
 static inline vd vd_log1p_nonneg(vd r)
 {
-    const vd one = vd_set1(1.0);
+    const vd one = vd_set1(1.0), half = vd_set1(0.5);
     const vd u = vd_add(one, r);
     const vd correction = vd_div(vd_sub(r, vd_sub(u, one)), u);
-    vd e, m, s, z, p;
-    m = vd_frexp(u, &e);
-    s = vd_div(vd_sub(m, one), vd_add(m, one));
+    vd e, f, s, z, hfsq, q, low;
+    f = vd_sub(vd_frexp(u, &e), one);
+    s = vd_div(f, vd_add(vd_set1(2.0), f));
     z = vd_mul(s, s);
-    p = vd_set1(2.0 / 25.0);
-    p = vd_fmadd(p, z, vd_set1(2.0 / 23.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 21.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 19.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 17.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 15.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 13.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 11.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 9.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 7.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 5.0));
-    p = vd_fmadd(p, z, vd_set1(2.0 / 3.0));
-    p = vd_mul(vd_mul(p, z), s);
-    p = vd_fmadd(s, vd_set1(2.0), p);
-    p = vd_fmadd(e, vd_set1(0.693147180559945309417), p);
-    return vd_select(md_or(vd_neq(u, u), vd_eq(u, vd_set1(INFINITY))), u, vd_add(p, correction));
+    hfsq = vd_mul(vd_mul(half, f), f);
+    q = vd_set1(2.0 / 25.0);
+    q = vd_fmadd(q, z, vd_set1(2.0 / 23.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 21.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 19.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 17.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 15.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 13.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 11.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 9.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 7.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 5.0));
+    q = vd_fmadd(q, z, vd_set1(2.0 / 3.0));
+    /* fdlibm's ln2 hi/lo: e * hi is exact */
+    low = vd_fmadd(e, vd_set1(1.90821492927058770002e-10), correction);
+    low = vd_fmadd(s, vd_fmadd(q, z, hfsq), low);
+    low = vd_add(vd_sub(f, hfsq), low);
+    return vd_select(md_or(vd_neq(u, u), vd_eq(u, vd_set1(INFINITY))), u,
+                     vd_fmadd(e, vd_set1(6.93147180369123816490e-01), low));
 }
 
 #endif /* FX_MATH_H */
