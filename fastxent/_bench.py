@@ -265,18 +265,42 @@ def run_cases(cases, threads, min_time, peers, paths, log):
     return rows
 
 
-def run_pinned_child(args, log):
-    """Run the single-thread cases in a child pinned to one core, so that every
-    library's thread pool lives on that core; returns its rows."""
-    command = [sys.executable, "-m", "fastxent", "bench", "--threads", "1", "--child",
-               "--shapes", args.shapes, "--min-time", str(args.min_time), "--path", args.path]
+# Where a path below the CPU's best is timed, the peers are held to the same class of
+# instruction set where they allow it (JAX/XLA and PyTorch, eager and Inductor), so that
+# the comparison is the one a user of such a CPU would make.
+PEER_ISA_CAPS = {
+    "avx2": {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    "sse2": {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2", "ATEN_CPU_CAPABILITY": "default"},
+    "plain": {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2", "ATEN_CPU_CAPABILITY": "default"},
+}
+
+
+def child_environment(path, best, threads):
+    """The environment of a child timing ``path`` (capping the peers below ``best``)."""
+    env = {**os.environ, "FASTXENT_CPU_PATH": path}
+    if threads == "1":
+        env["OMP_NUM_THREADS"] = "1"
+    if path != best:
+        caps = PEER_ISA_CAPS.get(path, {})
+        for key, value in caps.items():
+            env[key] = f"{env[key]} {value}" if key == "XLA_FLAGS" and env.get(key) else value
+    return env
+
+
+def run_child(args, path, best, threads, log):
+    """Time one kernel path in a child process: pinned to one core for one thread (so that
+    every library's thread pool lives on that core), free otherwise; returns its rows."""
+    command = [sys.executable, "-m", "fastxent", "bench", "--threads", threads, "--child",
+               "--shapes", args.shapes, "--min-time", str(args.min_time), "--path", path]
     if args.no_peers:
         command.append("--no-peers")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpu = None
+    if threads == "1" and hasattr(os, "sched_getaffinity"):
+        cpu = min(os.sched_getaffinity(0))
     preexec = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
-    child = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, env=env,
-                           preexec_fn=preexec, text=True, check=True)
+    child = subprocess.run(command, stdout=subprocess.PIPE, stderr=log,
+                           env=child_environment(path, best, threads), preexec_fn=preexec,
+                           text=True, check=True)
     return json.loads(child.stdout), cpu
 
 
@@ -396,20 +420,23 @@ def main(argv):
         parser.error(f"--path {args.path!r}: this CPU runs {', '.join(available)} (or 'all')")
     paths = available if args.path == "all" else [args.path]
     if args.child:
-        json.dump(run_cases(cases, 1, args.min_time, peers, paths, log), sys.stdout)
+        threads = 1 if args.threads == "1" else None
+        json.dump(run_cases(cases, threads, args.min_time, peers, paths, log), sys.stdout)
         return 0
 
     rows, pinned = [], None
     cpu = cpu_facts()
     print(f"fastxent bench: {len(cases)} shapes, kernel paths {', '.join(paths)}; peers: "
           f"{', '.join(f'{k} {v}' for k, v in peers.items()) or 'none installed'}", file=log)
-    if args.threads in ("1", "both"):
-        print("one thread (child process pinned to one core):", file=log)
-        child_rows, pinned = run_pinned_child(args, log)
-        rows += child_rows
-    if args.threads in ("all", "both"):
-        print("all threads:", file=log)
-        rows += run_cases(cases, None, args.min_time, peers, paths, log)
+    for threads in ("1", "all"):
+        if args.threads not in (threads, "both"):
+            continue
+        for path in paths:
+            print(f"{'one thread (child process pinned to one core)' if threads == '1' else 'all threads'}"
+                  f", kernel path {path}:", file=log)
+            child_rows, cpu_used = run_child(args, path, available[0], threads, log)
+            rows += child_rows
+            pinned = cpu_used if cpu_used is not None else pinned
 
     info = _cpu.info()
     print(f"fastxent {fastxent.__version__} (kernel paths timed: {', '.join(paths)}; this CPU "
@@ -421,9 +448,14 @@ def main(argv):
           + (f"; single-thread runs pinned to CPU {pinned}" if pinned is not None else ""))
     print("GB/s = logits bytes / median time. 'x read' = fastxent's time / the time of one read "
           "of its inputs (np.max over the logits, plus the labels for dense). 'x NumPy', "
-          "'x <peer>' = their time / fastxent's time (above 1: fastxent is faster). loss+grad "
-          "writes into a reused grad_out.\n")
-    print(format_table(rows, peers))
+          "'x <peer>' = their time / fastxent's time (above 1: fastxent is faster); for a path "
+          "below this CPU's best the peers run with their instruction set capped to the same "
+          "class (XLA_FLAGS=--xla_cpu_max_isa, ATEN_CPU_CAPABILITY). loss+grad writes into a "
+          "reused grad_out.\n")
+    for path in paths:
+        if len(paths) > 1:
+            print(f"kernel path {path}:\n")
+        print(format_table([r for r in rows if r["path"] == path], peers) + "\n")
     scaling = scaling_lines(rows)
     if scaling:
         print("\nall threads / one thread (fastxent): " + "; ".join(scaling))

@@ -37,8 +37,10 @@ def test_bench_times_every_path(tmp_path, python_subprocess):
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     rows = json.loads(figures.read_text())["rows"]
-    assert [r["path"] for r in rows[:len(_kernels.paths())]] == _kernels.paths()
+    assert [r["path"] for r in rows[::4]] == _kernels.paths()       # four cases per path
     assert len(rows) == 4 * len(_kernels.paths()) and all(r["matches_reference"] for r in rows)
+    for path in _kernels.paths():
+        assert f"kernel path {path}:" in run.stdout
 
 
 def test_bench_refuses_a_path_this_cpu_lacks(tmp_path, python_subprocess):
@@ -80,3 +82,19 @@ def test_gpu_bench_says_what_it_needs(tmp_path, python_subprocess):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 2
     assert "needs CuPy and a CUDA GPU" in run.stderr
+
+
+def test_peers_are_capped_to_the_timed_paths_isa_class(monkeypatch):
+    from fastxent._bench import child_environment
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    env = child_environment("avx2", "avx512", "1")
+    assert env["FASTXENT_CPU_PATH"] == "avx2" and env["OMP_NUM_THREADS"] == "1"
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert env["XLA_FLAGS"] == "--xla_dump_to=/tmp/x --xla_cpu_max_isa=AVX2"
+    best = child_environment("avx512", "avx512", "all")
+    assert best["FASTXENT_CPU_PATH"] == "avx512"
+    assert "ATEN_CPU_CAPABILITY" not in best and "OMP_NUM_THREADS" not in best
+    assert best["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
