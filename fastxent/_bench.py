@@ -18,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -129,6 +130,9 @@ def torch_compile_call(logits, labels, y, grad):
 
     x = torch.from_numpy(logits)
     target = torch.from_numpy(labels) if y is None else torch.from_numpy(y)
+    # every case is its own compilation: dynamo keys its cache by the function's code,
+    # and after 8 recompilations it would silently run the function eagerly
+    torch._dynamo.reset()
     loss = torch.compile(lambda v, t: F.cross_entropy(v, t, reduction="none"), dynamic=False)
     if not grad:
         def forward():
@@ -280,10 +284,12 @@ def child_environment(path, best, threads):
     env = {**os.environ, "FASTXENT_CPU_PATH": path}
     if threads == "1":
         env["OMP_NUM_THREADS"] = "1"
-    if path != best:
-        caps = PEER_ISA_CAPS.get(path, {})
-        for key, value in caps.items():
+    if path != best and path in PEER_ISA_CAPS:
+        for key, value in PEER_ISA_CAPS[path].items():
             env[key] = f"{env[key]} {value}" if key == "XLA_FLAGS" and env.get(key) else value
+        # Inductor's precompiled headers are built for one instruction set: keep apart
+        env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(),
+                                                      f"torchinductor_fastxent_{path}")
     return env
 
 
