@@ -27,6 +27,7 @@
 #define SFX(name) name##_f32
 #define CHUNK FX_CHUNK_F32
 #define FX_BLOCK_COLS FX_BLOCK_COLS_F32
+#define ADD_WIDE(acc, v) vd_add_f(acc, v)
 #include "fx_kernels_impl.h"
 #undef T
 #undef V
@@ -39,6 +40,7 @@
 #undef SFX
 #undef CHUNK
 #undef FX_BLOCK_COLS
+#undef ADD_WIDE
 
 #define T double
 #define V vd
@@ -51,6 +53,7 @@
 #define SFX(name) name##_f64
 #define CHUNK FX_CHUNK_F64
 #define FX_BLOCK_COLS FX_BLOCK_COLS_F64
+#define ADD_WIDE(acc, v) vd_add(acc, v)
 #include "fx_kernels_impl.h"
 
 const fx_kernels FX_CAT(fx_kernels_, FX_ISA) = {

@@ -1,13 +1,14 @@
 /* The kernel families, written once over fx_simd.h; included by fx_kernels.c for float
  * and for double. Needs T (element type), V, M, CNT (vector, mask and counter types),
  * VL (lanes), VOP(op), MOP(op), COP(op) (vector, mask and counter operations), SFX(name)
- * (name suffix) and CHUNK (elements of a row reduced at a time; divides FX_PART).
+ * (name suffix), CHUNK (elements of a row reduced at a time; divides FX_PART) and
+ * ADD_WIDE(acc, v) (a vd accumulator plus the lanes of a V).
  *
  * Long rows, one part (<= FX_PART entries) at a time, chunk by chunk:
  *   1. the chunk's max (read from memory: the only read that leaves the cache);
  *   2. one pass over the chunk, from L1: r = sum(exp(x - max)) - 1 over the entries below
  *      the max, ties counted apart (so that r keeps its relative precision when tiny),
- *      float lanes flushed into double every FLUSH vectors; dense labels y' = a y + b add
+ *      float lanes added into double lanes every FLUSH vectors; dense labels y' = a y + b add
  *      sum(y') and sum over y' != 0 of y' (x - max); with a gradient, exp(x - max) is
  *      stored in g; meanwhile the next chunk is prefetched, so that memory streams while
  *      the exps are computed.
@@ -77,7 +78,7 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const T *x, const T *y, ptrdiff_t n
     const T m = SFX(max_of)(x, n);
     const int finite_max = m > -INFINITY;
     const V vm = VOP(set1)(finite_max ? m : (T)0);
-    double sum = 0.0, sum_y = 0.0, sum_yx = 0.0;
+    vd sum = vd_set1(0.0), sum_y = vd_set1(0.0), sum_yx = vd_set1(0.0);
     CNT below = COP(zero)();
     ptrdiff_t j = 0, lanes = full;
 
@@ -100,10 +101,10 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const T *x, const T *y, ptrdiff_t n
         for (; j < end; j += VL)
             CHUNK_STEP(VOP(load)(x + j), VOP(fmadd)(va, VOP(load)(y + j), vb),
                        VOP(store)(g + j, e_), s0, sy0, syx0, below);
-        sum += VOP(hsum_d)(s0);
+        sum = ADD_WIDE(sum, s0);
         if (y) {
-            sum_y += VOP(hsum_d)(sy0);
-            sum_yx += VOP(hsum_d)(syx0);
+            sum_y = ADD_WIDE(sum_y, sy0);
+            sum_yx = ADD_WIDE(sum_yx, syx0);
         }
     }
     if (j < n) {
@@ -114,16 +115,16 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const T *x, const T *y, ptrdiff_t n
         CHUNK_STEP(VOP(load_part)(x + j, n - j, (T)-INFINITY),
                    VOP(keep)(real, VOP(fmadd)(va, VOP(load_part)(y + j, n - j, 0), vb)),
                    VOP(store_part)(g + j, n - j, e_), s0, sy0, syx0, below);
-        sum += VOP(hsum_d)(s0);
+        sum = ADD_WIDE(sum, s0);
         if (y) {
-            sum_y += VOP(hsum_d)(sy0);
-            sum_yx += VOP(hsum_d)(syx0);
+            sum_y = ADD_WIDE(sum_y, sy0);
+            sum_yx = ADD_WIDE(sum_yx, syx0);
         }
     }
     out->m = finite_max ? (double)m : -INFINITY;
-    out->r = sum + (double)(lanes - COP(total)(below) - 1);
-    out->sy = sum_y;
-    out->syx = sum_yx;
+    out->r = vd_hsum_d(sum) + (double)(lanes - COP(total)(below) - 1);
+    out->sy = y ? vd_hsum_d(sum_y) : 0.0;
+    out->syx = y ? vd_hsum_d(sum_yx) : 0.0;
 }
 
 static FX_ALWAYS_INLINE void SFX(part_pass)(const T *x, const T *y, ptrdiff_t n, double a,

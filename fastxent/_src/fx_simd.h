@@ -40,6 +40,9 @@
  *                                    as floats) with u = m * 2**e
  *   vX_hmax(v)                       the largest lane (NaN lanes may or may not win)
  *   vX_hsum_d(v)                     the sum of the lanes in double, in a fixed order
+ *   vd_add_f(acc, v)                 acc plus the float vector v's lanes, widened to double
+ *                                    and added in pairs (lane i + lane i + VD_LANES): the
+ *                                    double lanes take VF_LANES / VD_LANES floats each
  *   vX_transpose(r)                  r is VX_LANES vectors: lane j of r[i] <-> lane i of r[j]
  *
  * FX_PREFETCH(p), FX_PREFETCH_W(p) ask for the cache line at p, to read or to write

@@ -139,6 +139,11 @@ static inline double vf_hsum_d(vf a)
     __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
     return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
+static inline vd vd_add_f(vd acc, vf a)
+{
+    return _mm256_add_pd(acc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a)),
+                                            _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))));
+}
 static inline double vd_hsum_d(vd a)
 {
     __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));

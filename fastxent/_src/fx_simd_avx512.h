@@ -96,6 +96,12 @@ static inline double vf_hsum_d(vf a)
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
 static inline double vd_hsum_d(vd a) { return _mm512_reduce_add_pd(a); }
+static inline vd vd_add_f(vd acc, vf a)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    return _mm512_add_pd(acc, _mm512_add_pd(lo, hi));
+}
 
 static inline void vf_transpose(vf r[16])
 {

@@ -136,6 +136,10 @@ static inline double vf_hsum_d(vf a)
     return vaddvq_f64(vaddq_f64(vcvt_f64_f32(vget_low_f32(a)), vcvt_high_f64_f32(a)));
 }
 static inline double vd_hsum_d(vd a) { return vaddvq_f64(a); }
+static inline vd vd_add_f(vd acc, vf a)
+{
+    return vaddq_f64(acc, vaddq_f64(vcvt_f64_f32(vget_low_f32(a)), vcvt_high_f64_f32(a)));
+}
 static inline void vf_transpose(vf r[4])
 {
     float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));

@@ -96,5 +96,6 @@ static inline float vf_hmax(vf a) { return a; }
 static inline double vd_hmax(vd a) { return a; }
 static inline double vf_hsum_d(vf a) { return a; }
 static inline double vd_hsum_d(vd a) { return a; }
+static inline vd vd_add_f(vd acc, vf a) { return acc + (double)a; }
 static inline void vf_transpose(vf *r) { (void)r; }
 static inline void vd_transpose(vd *r) { (void)r; }

@@ -123,6 +123,10 @@ static inline double vf_hsum_d(vf a)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 static inline double vd_hsum_d(vd a) { return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a))); }
+static inline vd vd_add_f(vd acc, vf a)
+{
+    return _mm_add_pd(acc, _mm_add_pd(_mm_cvtps_pd(a), _mm_cvtps_pd(_mm_movehl_ps(a, a))));
+}
 static inline void vf_transpose(vf r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
 static inline void vd_transpose(vd r[2])
 {
