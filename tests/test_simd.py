@@ -116,6 +116,22 @@ def _special_rows(logits, labels):
         logits[5, labels[5]] += 40
 
 
+def _assert_both_label_kinds_match_reference(rng, logits, labels):
+    """Loss and gradient with sparse labels, and with random dense ones, against the
+    float64 reference."""
+    dtype = logits.dtype
+    loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                             return_grad=True)
+    want_loss, want_grad = reference.sparse(labels, logits)
+    reference.assert_loss_close(loss, want_loss, dtype)
+    reference.assert_grad_close(grad, want_grad, dtype)
+    y = rng.random(logits.shape).astype(dtype)
+    loss, grad = nn.softmax_cross_entropy_with_logits(labels=y, logits=logits, return_grad=True)
+    want_loss, want_grad, _ = reference.dense(y, logits)
+    reference.assert_loss_close(loss, want_loss, dtype)
+    reference.assert_grad_close(grad, want_grad, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_width_in_both_kernel_families(path, rng, dtype):
     """C from 1 to past the widest block, with 2 blocks and 3 remainder rows (blocks then
@@ -126,17 +142,7 @@ def test_every_width_in_both_kernel_families(path, rng, dtype):
             logits = (rng.standard_normal((rows, cols)) * 4).astype(dtype)
             labels = rng.integers(0, cols, rows)
             _special_rows(logits, labels)
-            loss, grad = nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=logits, return_grad=True)
-            want_loss, want_grad = reference.sparse(labels, logits)
-            reference.assert_loss_close(loss, want_loss, dtype)
-            reference.assert_grad_close(grad, want_grad, dtype)
-            y = rng.random((rows, cols)).astype(dtype)
-            loss, grad = nn.softmax_cross_entropy_with_logits(labels=y, logits=logits,
-                                                              return_grad=True)
-            want_loss, want_grad, _ = reference.dense(y, logits)
-            reference.assert_loss_close(loss, want_loss, dtype)
-            reference.assert_grad_close(grad, want_grad, dtype)
+            _assert_both_label_kinds_match_reference(rng, logits, labels)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -148,18 +154,7 @@ def test_chunk_boundaries(path, rng, dtype):
         labels = rng.integers(0, cols, 7)
         _special_rows(logits, labels)
         logits[6, cols - 1] = 25.0            # the max in the last, partial chunk
-        for kind in ("sparse", "dense"):
-            if kind == "sparse":
-                loss, grad = nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=labels, logits=logits, return_grad=True)
-                want_loss, want_grad = reference.sparse(labels, logits)
-            else:
-                y = rng.random((7, cols)).astype(dtype)
-                loss, grad = nn.softmax_cross_entropy_with_logits(labels=y, logits=logits,
-                                                                  return_grad=True)
-                want_loss, want_grad, _ = reference.dense(y, logits)
-            reference.assert_loss_close(loss, want_loss, dtype)
-            reference.assert_grad_close(grad, want_grad, dtype)
+        _assert_both_label_kinds_match_reference(rng, logits, labels)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
