@@ -64,21 +64,30 @@ def int64_rows(labels, xp=np):
     return rows
 
 
-def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels"):
+def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels", *,
+                      ignore_index=None, offsets=None):
     """The labels flattened to contiguous int64 rows, after checking their range.
 
     The check runs when ``validate`` is true, or when it is None and the backend
-    checks labels by default (the CPU does; the GPU gives NaN rows instead).
+    checks labels by default (the CPU does; the GPU gives NaN rows instead). Labels equal
+    to ``ignore_index`` are not checked. ``offsets``: where ``labels`` starts in a larger
+    array (a Dask block), so that the position reported is the whole array's.
 
     Raises InvalidArgumentError at the first label outside ``[0, num_classes)``,
     giving its value (as the caller passed it) and its position.
     """
-    rows = int64_rows(labels, backend.xp)
+    xp = backend.xp
+    rows = int64_rows(labels, xp)
     check = backend.checks_labels if validate is None else bool(validate)
-    flat = backend.first_invalid_label(rows, num_classes) if check and rows.size else -1
+    if not check or not rows.size:
+        return rows
+    checked = rows if ignore_index is None else xp.where(rows == ignore_index, 0, rows)
+    flat = backend.first_invalid_label(checked, num_classes)
     if flat < 0:
         return rows
     position = np.unravel_index(flat, labels.shape)
+    if offsets is not None:
+        position = tuple(p + o for p, o in zip(position, offsets))
     value = labels.reshape(-1)[flat].item()
     raise InvalidArgumentError(
         f"Received a label value of {value} which is outside the valid range of "

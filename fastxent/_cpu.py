@@ -1,10 +1,11 @@
 """The CPU backend: the compiled kernels of ``fastxent._kernels``.
 
-Backend interface (every backend module provides these):
+Backend interface (``fastxent._backend.Backend``; every backend module provides these):
 
-``sparse_rows(logits, labels, loss, grad, scale, n_threads)``
+``sparse_rows(logits, labels, loss, grad, scale, n_threads, *, ignore_index, class_weight, label_smoothing)``
     logits (N, C); labels (N,) int64 in [0, C); writes loss (N,) and, if grad
-    is not None, ``scale * (softmax - onehot)`` into grad (N, C).
+    is not None, ``scale * (softmax - onehot)`` into grad (N, C); PyTorch's options
+    are coefficients of the same pass (``fastxent._options``).
 ``dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads)``
     logits and labels (N, C); the labels used are ``a * labels + b``; writes
     loss (N,), grad ``scale * (softmax * sum(y) - y)`` and labels_grad
@@ -66,10 +67,12 @@ def _blocks(logits, *per_row):
             for a in per_row)
 
 
-def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
+def sparse_rows(logits, labels, loss, grad, scale, n_threads=None, *, ignore_index=None,
+                class_weight=None, label_smoothing=0.0):
     """The kernel's ``sparse_rows``, in blocks of rows (see ``INTERRUPT_ENTRIES``)."""
     for x, t, out, g, s in _blocks(logits, labels, loss, grad, scale):
-        _sparse_rows(x, t, out, g, s, n_threads)
+        _sparse_rows(x, t, out, g, s, n_threads, ignore_index=ignore_index,
+                     class_weight=class_weight, label_smoothing=label_smoothing)
 
 
 def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None):

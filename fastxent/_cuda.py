@@ -1,7 +1,7 @@
 """The CUDA backend: fastxent's own kernels (``fastxent/cuda/fastxent_kernels.cu``) run
 through CuPy, on the arrays' device and the current stream. No host round trip.
 
-Imported only when a call gets CuPy arrays (``fastxent._dispatch``); CuPy is an
+Imported only when a call gets CuPy arrays (``fastxent._backend``); CuPy is an
 optional dependency (``pip install fastxent[cuda]``). Same interface as
 ``fastxent._cpu``, plus ``xp`` (the array namespace).
 """
@@ -11,6 +11,8 @@ import os
 import pathlib
 
 import numpy as np
+
+from ._options import compose_sparse_rows
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "cuda" / "fastxent_kernels.cu"
 
@@ -211,8 +213,18 @@ def _streams_loss(rows, cols, dtype):
     return plan is None or plan[2] > 32
 
 
-def sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
-    """As ``fastxent._cpu.sparse_rows``; ``n_threads`` is ignored on the GPU."""
+def sparse_rows(logits, labels, loss, grad, scale, n_threads=None, *, ignore_index=None,
+                class_weight=None, label_smoothing=0.0):
+    """As ``fastxent._cpu.sparse_rows``; ``n_threads`` is ignored on the GPU. The options
+    are composed around the plain kernel (``fastxent._options.compose_sparse_rows``)."""
+    if ignore_index is not None or class_weight is not None or label_smoothing:
+        compose_sparse_rows(_plain_sparse_rows, _cupy(), logits, labels, loss, grad, scale,
+                            n_threads, ignore_index, class_weight, label_smoothing)
+    else:
+        _plain_sparse_rows(logits, labels, loss, grad, scale)
+
+
+def _plain_sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
     cupy = _cupy()
     rows, cols = logits.shape
     if rows == 0:

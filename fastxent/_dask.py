@@ -1,30 +1,32 @@
-"""The Dask backend: every public function on Dask arrays, lazily, through Dask's scheduler.
+"""The Dask frontend: every public function on Dask arrays, lazily, over the core's pieces.
 
-Class axis in one chunk: each block of rows is computed by the public function
-itself on the block's NumPy or CuPy chunk, so the chunk type picks the CPU or
-CUDA kernels, and the loss and the gradient come from one kernel call per block.
+The arguments are checked once, here, on the Dask arrays' metadata (``fastxent._checks``);
+each block then goes straight to its chunk's backend (``fastxent._backend.chunk_backend``:
+the CPU for NumPy chunks, CUDA for CuPy ones) through the core's row layout
+(``fastxent._rows.fused``), one kernel call per block for the loss and the gradient. A bad
+label, found when a block computes, is reported at its position in the whole array.
 
-Class axis split across chunks (a vocabulary too large for one worker): each
-block computes its rows' partial normalizers (and, for sparse labels, the
-target logit when the target falls in the block); the partials of a row are
-combined across its blocks with the log-sum-exp rule (``fastxent._lse``); the
-loss follows, and each block writes its slice of the gradient from the combined
-normalizer. The class axis is never rechunked. NumPy chunks use the CPU
-kernels' partial entry points, CuPy chunks the CUDA ones.
+Class axis split across chunks (a vocabulary too large for one worker): each block
+computes its rows' partial normalizers (and, for sparse labels, the target logit when the
+target falls in the block); the partials of a row are combined across its blocks with the
+log-sum-exp rule (``fastxent._lse.fx_combine``, the C kernels' rule under the same name);
+the loss follows, and each block writes its slice of the gradient from the combined
+normalizer. The class axis is never rechunked.
 
-Weights and reductions are Dask reductions; the per-row factor
-``w_i / denominator`` goes into the per-block calls.
-
-Imported only when a call gets a Dask array (``fastxent._dispatch``); Dask is an
-optional dependency (``pip install fastxent[dask]``).
+Weights and reductions are Dask reductions; the per-row factor ``w_i / denominator`` goes
+into the per-block calls. Same functions as ``fastxent._core``: ``sparse``, ``dense``,
+``weighted``. Imported only when a call gets a Dask array (``fastxent._frontend``); Dask is
+an optional dependency (``pip install fastxent[dask]``).
 """
 
 import numpy as np
 
-from . import _checks, _lse
+from . import _checks, _lse, _rows
+from ._backend import chunk_backend
+from ._core import Reduction, squeeze_last, weights_array
 from ._errors import InvalidArgumentError
+from ._options import SparseOptions
 
-lazy = True
 _BATCH = "abcdefghijklmnopqrstuvwxy"
 _CLASS = "z"
 
@@ -47,64 +49,71 @@ def _no_out(out, grad_out):
                         "the results are lazy Dask arrays")
 
 
+def _offsets(chunks):
+    """A Dask array of one entry per chunk: where the chunk starts along its axis."""
+    return _da().from_array(np.cumsum((0,) + tuple(chunks[:-1])).astype(np.int64), chunks=1)
+
+
+def _batch_offsets(logits):
+    """(array, index) pairs: each batch axis's chunk starts, for blockwise."""
+    batch = _BATCH[:logits.ndim - 1]
+    return [(_offsets(logits.chunks[k]), batch[k]) for k in range(logits.ndim - 1)]
+
+
+def _flat_args(pairs):
+    args = []
+    for array, index in pairs:
+        args += [array, index]
+    return args
+
+
+def _checked_label_rows(backend, t, num_classes, validate, offsets):
+    """A block's labels as int64 rows, range-checked as the core checks them, with the
+    position of a bad one given in the whole array."""
+    return _checks.sparse_label_rows(t, num_classes, backend, validate,
+                                     offsets=tuple(int(o[0]) for o in offsets))
+
+
 # --- a class axis split across chunks -----------------------------------------------------------
 
-def _chunk_backend(x):
-    """The backend for a computed chunk (CPU for NumPy, CUDA for CuPy) and its namespace."""
-    if isinstance(x, np.ndarray):
-        from . import _cpu
-
-        return _cpu, np
-    from . import _cuda
-
-    return _cuda, _namespace_of(x)
-
-
-def _class_offsets(logits):
-    da = _da()
-    offsets = np.cumsum((0,) + logits.chunks[-1][:-1]).astype(np.int64)
-    return da.from_array(offsets, chunks=1)
-
-
-def _split_normalizer(logits, labels=None, check_labels=False):
+def _split_normalizer(logits, labels=None, validate=None):
     """Per row of logits whose class axis is split: (m, r) combined over the row's
     blocks, and for sparse labels the target logit: an array of batch + (2 or 3,)."""
     da = _da()
     batch = _BATCH[:logits.ndim - 1]
     num_classes = logits.shape[-1]
     width = 2 if labels is None else 3
+    batch_offsets = _batch_offsets(logits)
+    n_offsets = len(batch_offsets)
 
-    def partial_block(x, offset, *label_block):
-        backend, xp = _chunk_backend(x)
+    def partial_block(x, offset, *rest):
+        backend = chunk_backend(x)
+        xp = backend.xp
         rows = x.reshape(-1, x.shape[-1])
         m, r = xp.empty(len(rows)), xp.empty(len(rows))
         backend.row_partials(rows, m, r)
         out = [m, r]
-        if label_block:
-            t = label_block[0].reshape(-1)
+        if rest:
+            t, offsets = rest[0], rest[1:1 + n_offsets]
             offset = int(offset[0])
-            if check_labels and offset == 0:
-                bad = xp.flatnonzero((t < 0) | (t >= num_classes))
-                if bad.size:
-                    first = int(bad[0])
-                    raise InvalidArgumentError(
-                        f"Received a label value of {int(t[first])} which is outside the valid "
-                        f"range of [0, {num_classes}). (Position {first} of its block.)")
+            if offset == 0:   # the first class block checks the labels, once
+                _checked_label_rows(backend, t, num_classes, validate, offsets)
+            t = t.reshape(-1)
             local = t - offset
             inside = (local >= 0) & (local < rows.shape[1])
             picked = rows[xp.arange(len(rows)), xp.clip(local, 0, rows.shape[1] - 1)]
             out.append(xp.where(inside, picked.astype(np.float64), 0.0))
         return xp.stack(out, -1).reshape(x.shape[:-1] + (width,))
 
-    args = [logits, batch + _CLASS, _class_offsets(logits), _CLASS]
+    args = [logits, batch + _CLASS, _offsets(logits.chunks[-1]), _CLASS]
     if labels is not None:
-        args += [labels, batch]
+        args += [labels, batch] + _flat_args(batch_offsets)
     parts = da.blockwise(partial_block, batch + _CLASS, *args, dtype=np.float64,
                          concatenate=True, align_arrays=False, adjust_chunks={_CLASS: width})
     last = logits.ndim - 1
 
     def combine_block(p):
-        xp = _namespace_of(p)
+        xp = chunk_backend(p).xp
         p = p.reshape(p.shape[:-1] + (-1, width))
         m, r = _lse.fold(p[..., 0], p[..., 1], xp)
         return xp.stack([m, r] + ([p[..., 2].sum(-1)] if width == 3 else []), -1)
@@ -117,20 +126,20 @@ def _split_normalizer(logits, labels=None, check_labels=False):
             combine_block, dtype=np.float64, chunks=parts.chunks[:-1] + ((width,) * len(merged),))
 
     def finish_block(p):
-        xp = _namespace_of(p)
+        xp = chunk_backend(p).xp
         m, r = _lse.finish(p[..., 0], p[..., 1], xp)
         return xp.stack([m, r] + ([p[..., 2]] if width == 3 else []), -1)
 
     return parts.map_blocks(finish_block, dtype=np.float64)
 
 
-def _split_sparse(logits, labels, want_grad, check_labels, scale):
+def _split_sparse(logits, labels, want_grad, validate, scale):
     da = _da()
     batch = _BATCH[:logits.ndim - 1]
-    norm = _split_normalizer(logits, labels, check_labels)
+    norm = _split_normalizer(logits, labels, validate)
 
     def loss_block(n):
-        xp = _namespace_of(n)
+        xp = chunk_backend(n).xp
         with np.errstate(invalid="ignore"):  # NaN rows are NaN, quietly, as in the kernels
             return (xp.log1p(n[..., 1]) + (n[..., 0] - n[..., 2])).astype(logits.dtype)
 
@@ -142,7 +151,8 @@ def _split_sparse(logits, labels, want_grad, check_labels, scale):
         weights = weights.rechunk(logits.chunks[:-1])
 
     def grad_block(x, offset, t, n, w, zero):
-        backend, xp = _chunk_backend(x)
+        backend = chunk_backend(x)
+        xp = backend.xp
         rows = x.reshape(-1, x.shape[-1])
         if bool(zero):
             return xp.zeros_like(x)
@@ -156,7 +166,7 @@ def _split_sparse(logits, labels, want_grad, check_labels, scale):
         return g.reshape(x.shape)
 
     grad = da.blockwise(
-        grad_block, batch + _CLASS, logits, batch + _CLASS, _class_offsets(logits), _CLASS,
+        grad_block, batch + _CLASS, logits, batch + _CLASS, _offsets(logits.chunks[-1]), _CLASS,
         labels, batch, norm, batch + "w",
         weights, None if weights is None else batch, all_zero, None if scale is None else "",
         dtype=logits.dtype, concatenate=True, align_arrays=False)
@@ -170,7 +180,8 @@ def _split_dense(x, y, a, b, want_grad, scale):
     norm = _split_normalizer(x)
 
     def sums_block(xb, yb, n):
-        backend, xp = _chunk_backend(xb)
+        backend = chunk_backend(xb)
+        xp = backend.xp
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
         sum_y, sum_yx = xp.empty(len(rows)), xp.empty(len(rows))
         backend.dense_sums_given(rows, yrows, xp.ascontiguousarray(n.reshape(-1, 2)[:, 0]),
@@ -185,7 +196,7 @@ def _split_dense(x, y, a, b, want_grad, scale):
         chunks=norm.chunks[:-1] + ((2,),))
 
     def loss_block(n, s2):
-        xp = _namespace_of(n)
+        xp = chunk_backend(n).xp
         with np.errstate(invalid="ignore"):
             return (s2[..., 0] * xp.log1p(n[..., 1]) - s2[..., 1]).astype(x.dtype)
 
@@ -197,7 +208,8 @@ def _split_dense(x, y, a, b, want_grad, scale):
         weights = weights.rechunk(x.chunks[:-1])
 
     def grad_block(xb, yb, n, s2, w, zero):
-        backend, xp = _chunk_backend(xb)
+        backend = chunk_backend(xb)
+        xp = backend.xp
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
         if bool(zero):
             return xp.zeros_like(xb)
@@ -215,174 +227,93 @@ def _split_dense(x, y, a, b, want_grad, scale):
     return loss, grad, norm
 
 
-def _namespace_of(array):
-    """NumPy or CuPy: the namespace of a computed chunk."""
-    if isinstance(array, np.ndarray):
-        return np
-    import cupy
+# --- a class axis in one chunk: a kernel call per block ---------------------------------------
 
-    return cupy
-
-
-def _rows_of(logits, labels):
-    """Labels (batch-shaped) rechunked like the logits' batch axes."""
-    return labels.rechunk(logits.chunks[:-1])
-
-
-def _fused_blocks(block_fn, logits, extra, want_grad, out_dtype):
-    """Run ``block_fn(x, *extra_blocks)`` per block of rows; returns (loss, grad or None).
-
-    ``extra`` is a list of (array, index) pairs; ``block_fn`` returns the loss
-    block, or (loss, grad) when ``want_grad``; the two are carried as one block
-    with an extra class column so that each block is computed once.
-    """
+def _fused_blocks(block_fn, logits, extra, width, out_dtype):
+    """Run ``block_fn(x, *extra_blocks)`` per block of rows (the extra arrays already
+    chunked like ``logits``' rows); it returns the loss block and
+    a block of ``width`` class columns (the gradients side by side), or None when
+    ``width`` is 0. Both travel as one block with the loss as an extra column, so that
+    each block is computed once. Returns (loss, wide or None)."""
     da = _da()
     batch = _BATCH[:logits.ndim - 1]
-    args = [logits, batch + _CLASS]
-    for array, index in extra:
-        args += [array, index]
-    num_classes = logits.shape[-1]
-    if not want_grad:
-        return da.blockwise(block_fn, batch, *args, dtype=out_dtype, concatenate=True), None
-
-    def both(*blocks):
-        loss, grad = block_fn(*blocks)
-        xp = _namespace_of(grad)
-        return xp.concatenate([grad, xp.asarray(loss, grad.dtype)[..., None]], axis=-1)
-
-    combined = da.blockwise(both, batch + _CLASS, *args, dtype=out_dtype, concatenate=True,
-                            adjust_chunks={_CLASS: num_classes + 1})
-    return combined[..., num_classes], combined[..., :num_classes]
-
-
-# --- nn ---------------------------------------------------------------------------------------
-
-def sparse_softmax_cross_entropy_with_logits(labels, logits, return_grad, out, grad_out,
-                                             n_threads, validate, scale=None):
-    """As :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`, lazily.
-
-    ``scale`` (internal): a Dask array of per-row gradient factors and loss
-    weights, and a 0-d Dask array that is true when they must all be zero.
-    """
-    from . import losses, nn
-
-    da = _da()
-    _no_out(out, grad_out)
-    logits = _checks.logits_array(logits, da)
-    labels = _checks.sparse_labels_array(labels, logits.shape, da)
-    if logits.shape[-1] == 0:
-        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
-    batch = _BATCH[:logits.ndim - 1]
-    if logits.numblocks[-1] > 1:
-        check = (validate is None and isinstance(logits._meta, np.ndarray)) or bool(validate)
-        loss, grad = _split_sparse(logits, _rows_of(logits, labels), return_grad, check, scale)
-        if scale is not None:
-            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
-        return (loss, grad) if return_grad else loss
-    extra = [(_rows_of(logits, labels), batch)]
-    if scale is None:
-        def block(x, t):
-            return nn.sparse_softmax_cross_entropy_with_logits(
-                labels=t, logits=x, return_grad=return_grad, n_threads=n_threads,
-                validate=validate)
-    else:
-        weights, all_zero = scale
-        extra += [(weights.rechunk(logits.chunks[:-1]), batch), (all_zero, "")]
-
-        def block(x, t, w, zero):
-            result = losses.sparse_softmax_cross_entropy(
-                t, x, weights=w, reduction="none", return_grad=return_grad,
-                n_threads=n_threads, validate=validate)
-            if return_grad and bool(zero):
-                return result[0], _namespace_of(result[1]).zeros_like(result[1])
-            return result
-    loss, grad = _fused_blocks(block, logits, extra, return_grad, logits.dtype)
-    return (loss, grad) if return_grad else loss
-
-
-def dense_softmax_cross_entropy(labels, logits, axis, return_grad, return_labels_grad, out,
-                                grad_out, n_threads, label_smoothing=0.0, scale=None):
-    """As the dense ``nn`` functions (and, with ``label_smoothing``/``scale``, the losses), lazily."""
-    from . import losses, nn
-
-    da = _da()
-    _no_out(out, grad_out)
-    logits = _checks.logits_array(logits, da)
-    axis = _checks.normalize_axis(axis, logits.ndim)
-    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, da)
-    x = da.moveaxis(logits, axis, -1)
-    y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
-    batch = _BATCH[:x.ndim - 1]
-    want_grad = return_grad or return_labels_grad
-    if x.numblocks[-1] > 1:
-        num_classes = x.shape[-1]
-        a, b = 1.0 - label_smoothing, label_smoothing / num_classes if num_classes else 0.0
-        loss, grad, norm = _split_dense(x, y, a, b, return_grad, scale)
-        results = [loss if scale is None
-                   else (loss.astype(np.float64) * scale[0]).astype(logits.dtype)]
-        if return_grad:
-            results.append(da.moveaxis(grad, -1, axis))
-        if return_labels_grad:
-            m, r = norm[..., 0:1], norm[..., 1:2]
-            labels_grad = (a * (da.log1p(r) + m - x)).astype(logits.dtype)
-            results.append(_sum_to_shape(da.moveaxis(labels_grad, -1, axis), labels_shape))
-        return tuple(results) if len(results) > 1 else results[0]
-
-    if scale is None:
-        def block(xb, yb):
-            if return_grad and return_labels_grad:
-                loss, g, gy = nn.softmax_cross_entropy_with_logits(
-                    labels=yb, logits=xb, return_grad=True, return_labels_grad=True,
-                    n_threads=n_threads)
-                return loss, _namespace_of(g).concatenate([g, gy], axis=-1)
-            return nn.softmax_cross_entropy_with_logits(
-                labels=yb, logits=xb, return_grad=return_grad,
-                return_labels_grad=return_labels_grad, n_threads=n_threads)
-        extra = [(y, batch + _CLASS)]
-    else:
-        weights, all_zero = scale
-
-        def block(xb, yb, w, zero):
-            result = losses.softmax_cross_entropy(
-                yb, xb, weights=w, label_smoothing=label_smoothing, reduction="none",
-                return_grad=return_grad, n_threads=n_threads)
-            if return_grad and bool(zero):
-                return result[0], _namespace_of(result[1]).zeros_like(result[1])
-            return result
-        extra = [(y, batch + _CLASS), (weights.rechunk(x.chunks[:-1]), batch), (all_zero, "")]
-
-    if return_grad and return_labels_grad:
-        # both gradients ride in one block: [grad | labels_grad | loss]
-        num_classes = x.shape[-1]
-        loss, both = _fused_blocks_wide(block, x, extra, 2 * num_classes)
-        grad = da.moveaxis(both[..., :num_classes], -1, axis)
-        labels_grad = da.moveaxis(both[..., num_classes:], -1, axis)
-        labels_grad = _sum_to_shape(labels_grad, labels_shape)
-        return loss, grad, labels_grad
-    loss, grad = _fused_blocks(block, x, extra, want_grad, logits.dtype)
-    if not want_grad:
-        return loss
-    grad = da.moveaxis(grad, -1, axis)
-    if return_labels_grad:
-        return loss, _sum_to_shape(grad, labels_shape)
-    return loss, grad
-
-
-def _fused_blocks_wide(block_fn, x, extra, width):
-    da = _da()
-    batch = _BATCH[:x.ndim - 1]
-    args = [x, batch + _CLASS]
-    for array, index in extra:
-        args += [array, index]
+    args = [logits, batch + _CLASS] + _flat_args(extra)
+    if not width:
+        return da.blockwise(lambda *b: block_fn(*b)[0], batch, *args, dtype=out_dtype,
+                            concatenate=True, align_arrays=False), None
 
     def both(*blocks):
         loss, wide = block_fn(*blocks)
-        xp = _namespace_of(wide)
+        xp = chunk_backend(wide).xp
         return xp.concatenate([wide, xp.asarray(loss, wide.dtype)[..., None]], axis=-1)
 
-    combined = da.blockwise(both, batch + _CLASS, *args, dtype=x.dtype, concatenate=True,
-                            adjust_chunks={_CLASS: width + 1})
+    combined = da.blockwise(both, batch + _CLASS, *args, dtype=out_dtype, concatenate=True,
+                            align_arrays=False, adjust_chunks={_CLASS: width + 1})
     return combined[..., width], combined[..., :width]
+
+
+def _weighted_block_loss(loss, w, dtype):
+    return (loss.astype(np.float64) * w.reshape(loss.shape)).astype(dtype)
+
+
+def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, out=None,
+           grad_out=None, n_threads=None, validate=None, ignore_index=None, class_weight=None,
+           label_smoothing=0.0, squeeze=False):
+    """As ``fastxent._core.sparse``, lazily (PyTorch's options are not available here)."""
+    da = _da()
+    if SparseOptions.given(ignore_index, class_weight, label_smoothing):
+        raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
+                                  "available on Dask arrays")
+    _no_out(out, grad_out)
+    n_threads = _checks.check_n_threads(n_threads)
+    logits = _checks.logits_array(_as_dask(logits, "logits"), da)
+    labels = _as_dask(labels, "labels")
+    if squeeze:
+        labels = squeeze_last(da, labels, logits.ndim)
+        if weights is not None and np.ndim(weights) == logits.ndim and np.shape(weights)[-1] == 1:
+            weights = weights[..., 0]
+    labels = _checks.sparse_labels_array(labels, logits.shape, da)
+    num_classes = logits.shape[-1]
+    if num_classes == 0:
+        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
+    scale = reduce = None
+    if reduction is not None:
+        factor, zero, reduce = weighting(weights, logits.shape[:-1], reduction)
+        scale = (factor, zero)
+    labels = labels.rechunk(logits.chunks[:-1])
+    if logits.numblocks[-1] > 1:
+        loss, grad = _split_sparse(logits, labels, return_grad, validate, scale)
+        if scale is not None:
+            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
+    else:
+        batch = _BATCH[:logits.ndim - 1]
+        offsets = _batch_offsets(logits)
+        extra = [(labels, batch)] + offsets
+        if scale is not None:
+            extra += [(scale[0].rechunk(logits.chunks[:-1]), batch), (scale[1], "")]
+
+        def block(x, t, *rest):
+            backend = chunk_backend(x)
+            rows = _checked_label_rows(backend, t, num_classes, validate, rest[:len(offsets)])
+            w = rest[len(offsets)] if scale is not None else None
+            if scale is not None and bool(rest[len(offsets) + 1]):
+                xp = backend.xp
+                return xp.zeros(t.shape, logits.dtype), xp.zeros_like(x) if return_grad else None
+            loss, grad, _ = _rows.fused(
+                backend, x, rows, sparse=True, want_grad=return_grad,
+                loss_dtype=logits.dtype if w is None else _checks.compute_dtype(logits.dtype),
+                scale=None if w is None else backend.xp.ascontiguousarray(
+                    w.reshape(-1), dtype=np.float64),
+                n_threads=n_threads)
+            if w is not None:
+                loss = _weighted_block_loss(loss, w, logits.dtype)
+            return loss, grad
+
+        loss, grad = _fused_blocks(block, logits, extra, num_classes if return_grad else 0,
+                                   logits.dtype)
+    if reduce is not None:
+        loss = reduce(loss, logits.dtype)
+    return (loss, grad) if return_grad else loss
 
 
 def _sum_to_shape(full, shape):
@@ -394,25 +325,100 @@ def _sum_to_shape(full, shape):
     return full.sum(axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
 
 
+def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
+          return_grad=False, return_labels_grad=False, out=None, grad_out=None, n_threads=None,
+          labels_name="labels", same_shape=False):
+    """As ``fastxent._core.dense``, lazily."""
+    da = _da()
+    _no_out(out, grad_out)
+    n_threads = _checks.check_n_threads(n_threads)
+    logits = _checks.logits_array(_as_dask(logits, "logits"), da)
+    axis = _checks.normalize_axis(axis, logits.ndim)
+    labels = _as_dask(labels, labels_name)
+    if same_shape and labels.shape != logits.shape:
+        raise ValueError(f"{labels_name} shape {labels.shape} must equal "
+                         f"logits shape {logits.shape}")
+    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, da,
+                                                      name=labels_name)
+    eps = _checks.label_smoothing_value(label_smoothing)
+    scale = reduce = None
+    x = da.moveaxis(logits, axis, -1)
+    if reduction is not None:
+        factor, zero, reduce = weighting(weights, x.shape[:-1], reduction)
+        scale = (factor, zero)
+    y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
+    num_classes = x.shape[-1]
+    a, b = 1.0 - eps, eps / num_classes if num_classes else 0.0
+    results = []
+    if x.numblocks[-1] > 1:
+        loss, grad, norm = _split_dense(x, y, a, b, return_grad, scale)
+        if scale is not None:
+            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
+        labels_grad = None
+        if return_labels_grad:
+            m, r = norm[..., 0:1], norm[..., 1:2]
+            labels_grad = (a * (da.log1p(r) + m - x)).astype(logits.dtype)
+    else:
+        batch = _BATCH[:x.ndim - 1]
+        extra = [(y, batch + _CLASS)]
+        if scale is not None:
+            extra += [(scale[0].rechunk(x.chunks[:-1]), batch), (scale[1], "")]
+
+        def block(xb, yb, *rest):
+            backend = chunk_backend(xb)
+            xp = backend.xp
+            w = rest[0] if scale is not None else None
+            if scale is not None and bool(rest[1]):
+                zeros = xp.zeros_like(xb)
+                return (xp.zeros(xb.shape[:-1], logits.dtype),
+                        zeros if return_grad else None)
+            loss, g, gy = _rows.fused(
+                backend, xb, yb, sparse=False, want_grad=return_grad,
+                loss_dtype=logits.dtype if w is None else _checks.compute_dtype(logits.dtype),
+                want_labels_grad=return_labels_grad, label_coef=(a, b),
+                scale=None if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64),
+                n_threads=n_threads)
+            if w is not None:
+                loss = _weighted_block_loss(loss, w, logits.dtype)
+            wide = [part for part in (g, gy) if part is not None]
+            return loss, (xp.concatenate(wide, axis=-1) if len(wide) > 1
+                          else wide[0] if wide else None)
+
+        width = num_classes * (int(return_grad) + int(return_labels_grad))
+        loss, wide = _fused_blocks(block, x, extra, width, logits.dtype)
+        grad = wide[..., :num_classes] if return_grad else None
+        labels_grad = wide[..., width - num_classes:] if return_labels_grad else None
+    results.append(loss if reduce is None else reduce(loss, logits.dtype))
+    if return_grad:
+        results.append(da.moveaxis(grad, -1, axis))
+    if return_labels_grad:
+        results.append(_sum_to_shape(da.moveaxis(labels_grad, -1, axis), labels_shape))
+    return tuple(results) if len(results) > 1 else results[0]
+
+
+def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_out=None,
+             n_threads=None):
+    """As ``fastxent._core.weighted``, lazily."""
+    _no_out(out, grad_out)
+    losses = _as_dask(losses, "losses")
+    if losses.dtype.kind in "biu":
+        losses = losses.astype(np.float64)
+    elif losses.dtype.kind != "f":
+        raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
+    factor, _, reduce = weighting(weights, losses.shape, reduction)
+    result = reduce(losses * factor, losses.dtype)
+    return (result, factor.astype(losses.dtype)) if return_grad else result
+
+
 # --- weights and reductions -----------------------------------------------------------------
 
 def weighting(weights, losses_shape, reduction):
     """(per-row factor w_i / denominator broadcast to the losses, all-zero flag, reduce)."""
-    from .losses import Reduction
-
     da = _da()
     reduction = Reduction.validate(reduction)
-    if weights is None:
-        raise ValueError("weights must be given (a scalar or an array), got None")
-    w = weights if isinstance(weights, da.Array) else da.asarray(np.asarray(weights))
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
     losses_shape = tuple(losses_shape)
-    if w.ndim != 0 and (w.ndim != len(losses_shape)
-                        or any(d not in (1, n) for d, n in zip(w.shape, losses_shape))):
-        raise ValueError(f"weights can not be broadcast to values. values.shape={losses_shape}, "
-                         f"weights.shape={w.shape}")
-    wb = da.broadcast_to(w.astype(np.float64), losses_shape)
+    w = weights_array(weights, losses_shape, da)
+    wb = da.broadcast_to(w, losses_shape)
     if reduction in (Reduction.NONE, Reduction.SUM):
         denominator = da.asarray(np.float64(1.0))
     elif reduction == Reduction.MEAN:

@@ -46,10 +46,12 @@ cdef extern from "fx_kernels.h" nogil:
         int block_rows_f64
         int block_cols_f32
         int block_cols_f64
-        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double scale, float *g,
+        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double c,
+                                 const float *u, double a, double b, double scale, float *g,
                                  double *work) noexcept nogil
-        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double scale,
-                                 double *g, double *work) noexcept nogil
+        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double c,
+                                 const double *u, double a, double b, double scale, double *g,
+                                 double *work) noexcept nogil
         double (*dense_row_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b,
                                 double scale, float *g, float *gy, double *work) noexcept nogil
         double (*dense_row_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
@@ -348,11 +350,49 @@ cdef inline Py_ssize_t _parts(Py_ssize_t c) noexcept nogil:
     return (c + FX_PART - 1) // FX_PART
 
 
+cdef struct Options:
+    # PyTorch's options of integer labels as the coefficients of the generalized sparse
+    # row (fx_kernels_impl.h): target coefficient c = (1 - eps) * w[t], spread y' = a * u
+    bint on
+    const double *class_weight   # w, float64, or NULL (all 1)
+    const char *spread           # u in the compute type: w, or ones; NULL without smoothing
+    double one_minus_eps
+    double a                     # eps / C
+    bint has_ignore
+    int64_t ignore_index
+
+
+cdef Options _NO_OPTIONS = Options(False, NULL, NULL, 1.0, 0.0, False, 0)
+
+
+cdef inline double _sparse_row(real *witness, const Options *o, const real *xr, Py_ssize_t c,
+                               int64_t t, double scale, real *gr, double *work) noexcept nogil:
+    """One row of the generalized sparse kernel; the plain row when no option is on."""
+    cdef double coef = 1.0
+    cdef const real *u = NULL
+    cdef Py_ssize_t j
+    if o.on:
+        if o.has_ignore and t == o.ignore_index:
+            if gr != NULL:
+                for j in range(c):
+                    gr[j] = 0
+            return 0.0
+        coef = o.one_minus_eps
+        if o.class_weight != NULL and 0 <= t < c:
+            coef = coef * o.class_weight[t]
+        u = <const real *>o.spread
+    if real is float:
+        return _active.sparse_row_f32(xr, c, t, coef, u, o.a, 0.0, scale, gr, work)
+    else:
+        return _active.sparse_row_f64(xr, c, t, coef, u, o.a, 0.0, scale, gr, work)
+
+
 # --- sparse labels ------------------------------------------------------------------------
 
 cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels, Strided *loss,
                        Strided *grad, const double *scale, Py_ssize_t scale_step,
-                       _Scratch scratch, Py_ssize_t first, int n_threads) noexcept nogil:
+                       _Scratch scratch, Py_ssize_t first, int n_threads,
+                       const Options *o) noexcept nogil:
     cdef Py_ssize_t i, c = x.cols
     cdef real *xbuf = NULL
     cdef real *gbuf = NULL
@@ -369,10 +409,7 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
             gr = NULL
             if grad != NULL:
                 gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
-            if real is float:
-                value = _active.sparse_row_f32(xr, c, labels[i], scale[i * scale_step], gr, work)
-            else:
-                value = _active.sparse_row_f64(xr, c, labels[i], scale[i * scale_step], gr, work)
+            value = _sparse_row(witness, o, xr, c, labels[i], scale[i * scale_step], gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
                 _scatter(grad, i, gr)
@@ -463,10 +500,7 @@ cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *label
         t = labels[i]
         sc = scale[i * scale_step]
         if t < 0 or t >= c:
-            if real is float:
-                value = _active.sparse_row_f32(xr, c, t, sc, gr, work)
-            else:
-                value = _active.sparse_row_f64(xr, c, t, sc, gr, work)
+            value = _sparse_row(witness, &_NO_OPTIONS, xr, c, t, sc, gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             continue
         xt = xr[t]
@@ -478,18 +512,25 @@ cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *label
 
 
 def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
-                cnp.ndarray grad, const double[::1] scale, n_threads=None):
-    """Per-row sparse cross-entropy.
+                cnp.ndarray grad, const double[::1] scale, n_threads=None, *,
+                ignore_index=None, const double[::1] class_weight=None,
+                double label_smoothing=0.0):
+    """Per-row sparse cross-entropy, PyTorch's options included, in one pass per row.
 
     Parameters
     ----------
     logits : ndarray, shape (N, C), float16/32/64, any strides
-    labels : ndarray, shape (N,), int64, contiguous, each in [0, C)
-    loss : ndarray, shape (N,), float16/32/64, written
-    grad : ndarray or None, shape (N, C), written with ``scale * (p - onehot)``;
-        may be ``logits`` itself
+    labels : ndarray, shape (N,), int64, contiguous, each in [0, C) (or ``ignore_index``)
+    loss : ndarray, shape (N,), float16/32/64, written with
+        ``a_i ((1 - eps) w[t] (lse - x_t) + eps / C sum_j w_j (lse - x_j))``
+    grad : ndarray or None, shape (N, C), written with ``scale`` times the gradient of
+        that loss, ``a_i (k p - (1 - eps) w[t] onehot - eps / C w)``; may be ``logits``
     scale : ndarray, float64, shape (N,) or (1,)
     n_threads : int or None
+    ignore_index : int or None
+        Rows with this label get loss 0 and a zero gradient (``a_i = 0``).
+    class_weight : ndarray, float64, shape (C,), or None (all 1)
+    label_smoothing : float, ``eps`` in [0, 1]
     """
     cdef Strided x = _strided(logits)
     cdef Strided out = _strided(loss)
@@ -499,10 +540,28 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
     cdef Plan p
     cdef _Scratch scratch
     cdef Py_ssize_t item, first = 0
+    cdef Options o = _NO_OPTIONS
+    cdef cnp.ndarray spread = None
     if grad is not None:
         g = _strided(grad)
         gp = &g
     p = _plan(&x, NULL, gp, NULL, n_threads)
+    if ignore_index is not None or class_weight is not None or label_smoothing != 0.0:
+        if class_weight is not None and class_weight.shape[0] != x.cols:
+            raise ValueError("class_weight must have one entry per class")
+        o.on = True
+        o.has_ignore = ignore_index is not None
+        o.ignore_index = ignore_index if o.has_ignore else 0
+        o.class_weight = &class_weight[0] if class_weight is not None and x.cols else NULL
+        o.one_minus_eps = 1.0 - label_smoothing
+        if label_smoothing != 0.0:
+            spread = (np.ones(x.cols) if class_weight is None else np.asarray(class_weight)
+                      ).astype(np.float64 if p.kind == F64 else np.float32)
+            o.spread = <const char *>cnp.PyArray_DATA(spread)
+            o.a = label_smoothing / x.cols
+        p.lanes = 0          # the generalized row is a row kernel
+        p.blocks = 0
+        p.split_threads = 1
     if x.rows == 0:
         return
     item = 8 if p.kind == F64 else 4
@@ -528,10 +587,10 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
         if first < x.rows:
             if p.kind == F64:
                 _sparse_rows(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                             scratch, first, p.threads if first == 0 else 1)
+                             scratch, first, p.threads if first == 0 else 1, &o)
             else:
                 _sparse_rows(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                             scratch, first, p.threads if first == 0 else 1)
+                             scratch, first, p.threads if first == 0 else 1, &o)
 
 
 # --- dense labels ---------------------------------------------------------------------------

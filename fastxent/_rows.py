@@ -69,13 +69,13 @@ def _moved_shape(shape, axis):
 
 def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
           want_grad=False, grad_out=None, want_labels_grad=False, scale=None,
-          label_coef=(1.0, 0.0), n_threads=None):
+          label_coef=(1.0, 0.0), options=None, n_threads=None):
     """Loss (and gradients) of every row in one backend call.
 
     Parameters
     ----------
     backend : module
-        From ``fastxent._dispatch.backend_for``.
+        From ``fastxent._backend.backend_for`` (or ``chunk_backend``).
     logits : ndarray
         Checked float logits.
     labels : ndarray
@@ -94,6 +94,9 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
         GPU backend keeps a device copy of 1).
     label_coef : (float, float)
         Dense labels used are ``a * labels + b``.
+    options : dict or None
+        Sparse: PyTorch's options, as the backend's ``sparse_rows`` takes them
+        (``fastxent._options.SparseOptions.kernel_options``).
     n_threads : int or None
 
     Returns
@@ -125,7 +128,7 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
                    if want_labels_grad else None)
     g_rows = grad.rows if grad else None
     if sparse:
-        backend.sparse_rows(x_rows, y_rows, loss.rows, g_rows, scale, n_threads)
+        backend.sparse_rows(x_rows, y_rows, loss.rows, g_rows, scale, n_threads, **(options or {}))
     elif num_classes == 0:
         loss.rows[...] = 0
     else:
@@ -137,11 +140,3 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
         grad.finish() if grad else None,
         labels_grad.finish() if labels_grad else None,
     )
-
-
-def zeros_like_result(xp, grad_out, shape, dtype):
-    """A zero gradient, into ``grad_out`` when given."""
-    if grad_out is None:
-        return xp.zeros(shape, dtype)
-    grad_out[...] = 0
-    return grad_out

@@ -20,8 +20,9 @@ this is scikit-learn's ``LogisticRegression`` objective (multinomial, lbfgs).
 
 import numpy as np
 
-from . import _checks, _extras
-from ._dispatch import backend_for
+from . import _checks
+from ._backend import backend_for, is_lazy
+from ._options import SparseOptions
 
 __all__ = ["LinearObjective", "linear_cross_entropy", "linear_cross_entropy_hessp"]
 
@@ -34,10 +35,10 @@ class _Problem:
 
     def __init__(self, X, coef, labels, intercept, sample_weight, label_smoothing,
                  class_weight, ignore_index, l2_reg, reduction, chunk_rows, n_threads):
+        if is_lazy(X, coef, labels, intercept, sample_weight):
+            raise NotImplementedError("linear_cross_entropy does not take Dask arrays")
         self.backend = backend_for(X=X, coef=coef, labels=labels, intercept=intercept,
                                    sample_weight=sample_weight)
-        if getattr(self.backend, "lazy", False):
-            raise NotImplementedError("linear_cross_entropy does not take Dask arrays")
         xp = self.xp = self.backend.xp
         X, coef = _given_array(xp, X, "X"), _given_array(xp, coef, "coef")
         if X.ndim != 2 or coef.ndim != 2 or coef.shape[0] != X.shape[1]:
@@ -86,11 +87,12 @@ class _Problem:
         self.sparse = labels.dtype.kind in "iu"
         if self.sparse:
             labels = _checks.sparse_labels_array(labels, logits_shape, xp)
-            self.extras = _extras.SparseExtras(
-                xp, _extras.check_labels(labels, self.num_classes, self.backend, True,
-                                         ignore_index),
-                self.num_classes, ignore_index, class_weight, label_smoothing)
-            mass = self.extras.row_mass(1.0 if self.weights is None else self.weights)
+            self.options = SparseOptions(ignore_index, class_weight, label_smoothing,
+                                         self.num_classes, xp)
+            self.labels = _checks.sparse_label_rows(labels, self.num_classes, self.backend, True,
+                                                    ignore_index=self.options.ignore_index)
+            mass = self.options.row_mass(self.labels,
+                                         1.0 if self.weights is None else self.weights)
             total = float(xp.sum(mass))
         else:
             if class_weight is not None or ignore_index is not None:
@@ -129,22 +131,16 @@ class _Problem:
         gradient of it with respect to the logits when ``want_grad``."""
         xp, backend = self.xp, self.backend
         w = self.row_weights(start, stop)
-        rows = xp.empty(stop - start, self.dtype)
+        row_loss = xp.empty(stop - start, np.float64)
+        scale = xp.ascontiguousarray(
+            xp.broadcast_to(xp.asarray(w, dtype=np.float64), (stop - start,)))
         if self.sparse:
-            extras = self.extras.rows(start, stop)
-            spread = extras.before_kernel(z)
-            backend.sparse_rows(z, extras.labels, rows, z if want_grad else None,
-                                extras.kernel_scale(w), self.n_threads)
-            row_loss = extras.row_loss(rows, spread)
-            if want_grad:
-                extras.fix_grad(z, w)
+            backend.sparse_rows(z, self.labels[start:stop], row_loss, z if want_grad else None,
+                                scale, self.n_threads, **self.options.kernel_options())
         else:
             a, b = self.label_coef
-            scale = xp.ascontiguousarray(
-                xp.broadcast_to(xp.asarray(w, dtype=np.float64), (stop - start,)))
-            backend.dense_rows(z, self.labels[start:stop], rows, z if want_grad else None, None,
-                               a, b, scale, self.n_threads)
-            row_loss = rows.astype(np.float64)
+            backend.dense_rows(z, self.labels[start:stop], row_loss, z if want_grad else None,
+                               None, a, b, scale, self.n_threads)
         if self.denominator == 0:
             return xp.zeros((), np.float64)
         return xp.sum(row_loss * w)
@@ -153,7 +149,7 @@ class _Problem:
         """Per-row factor ``c_i`` of the logits Hessian ``c_i (diag(p) - p p^T)``."""
         w = self.row_weights(start, stop)
         if self.sparse:
-            return self.extras.rows(start, stop).kernel_scale(w)
+            return self.options.curvature(self.labels[start:stop], w)
         a, b = self.label_coef
         mass = a * self.labels[start:stop].sum(axis=1, dtype=np.float64) + b * self.num_classes
         return mass * w

@@ -5,20 +5,13 @@ they also return the gradient of ``sum(loss)`` with respect to the logits,
 computed in the same pass over the logits.
 """
 
-import numpy as np
-
-from . import _checks, _extras, _rows
-from ._dispatch import backend_for
+from ._frontend import frontend_for
 
 __all__ = [
     "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits",
 ]
-
-
-def _scalar_if_0d(result, out):
-    return result[()] if out is None and result.ndim == 0 else result
 
 
 def sparse_softmax_cross_entropy_with_logits(
@@ -88,85 +81,17 @@ def sparse_softmax_cross_entropy_with_logits(
     >>> np.round(loss, 4)
     array([1.3863, 3.4402])
     """
-    backend = backend_for(labels=labels, logits=logits)
-    extras = _extras.SparseExtras.any_given(ignore_index, class_weight, label_smoothing)
-    if getattr(backend, "lazy", False):
-        if extras:
-            raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
-                                      "available on Dask arrays")
-        return backend.sparse_softmax_cross_entropy_with_logits(
-            labels, logits, return_grad, out, grad_out, _checks.check_n_threads(n_threads),
-            validate)
-    xp = backend.xp
-    logits = _checks.logits_array(logits, xp)
-    labels = _checks.sparse_labels_array(labels, logits.shape, xp)
-    num_classes = logits.shape[-1]
-    if num_classes == 0:
-        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
-    n_threads = _checks.check_n_threads(n_threads)
-    out, grad_out = _checks.output_arrays(
-        out, grad_out, return_grad=return_grad, result_shape=labels.shape,
-        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits", xp=xp)
-    if extras:
-        options = _extras.SparseExtras(
-            xp, _extras.check_labels(labels, num_classes, backend, validate, ignore_index),
-            num_classes, ignore_index, class_weight, label_smoothing)
-        row_loss, grad = _extras.sparse_call(backend, logits, options, return_grad=return_grad,
-                                             grad_out=grad_out, n_threads=n_threads)
-        loss = row_loss.reshape(labels.shape)
-        if out is not None:
-            out[...] = loss
-            loss = out
-        else:
-            loss = _scalar_if_0d(loss.astype(logits.dtype), None)
-        return (loss, grad) if return_grad else loss
-    label_rows = _checks.sparse_label_rows(labels, num_classes, backend, validate)
-    loss, grad, _ = _rows.fused(backend, logits, label_rows, sparse=True, loss_dtype=logits.dtype,
-                                out=out, want_grad=return_grad, grad_out=grad_out,
-                                n_threads=n_threads)
-    loss = _scalar_if_0d(loss, out)
-    return (loss, grad) if return_grad else loss
-
-
-def _sum_to_shape(xp, full, shape):
-    """Sum ``full`` over the axes along which an array of ``shape`` was broadcast to it."""
-    lead = full.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
-    if not axes:
-        return full
-    return xp.sum(full, axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
+    return frontend_for(labels, logits).sparse(
+        labels, logits, return_grad=return_grad, out=out, grad_out=grad_out,
+        n_threads=n_threads, validate=validate, ignore_index=ignore_index,
+        class_weight=class_weight, label_smoothing=label_smoothing)
 
 
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads):
-    """Shared body of the v2 and v1 dense functions (checks, then one fused call)."""
-    backend = backend_for(labels=labels, logits=logits)
-    if getattr(backend, "lazy", False):
-        return backend.dense_softmax_cross_entropy(
-            labels, logits, axis, return_grad, return_labels_grad, out, grad_out,
-            _checks.check_n_threads(n_threads))
-    xp = backend.xp
-    logits = _checks.logits_array(logits, xp)
-    axis = _checks.normalize_axis(axis, logits.ndim)
-    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, xp)
-    n_threads = _checks.check_n_threads(n_threads)
-    batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
-    out, grad_out = _checks.output_arrays(
-        out, grad_out, return_grad=return_grad, result_shape=batch_shape,
-        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits", xp=xp)
-    loss, grad, labels_grad = _rows.fused(
-        backend, logits, labels, axis=axis, sparse=False, loss_dtype=logits.dtype, out=out,
-        want_grad=return_grad, grad_out=grad_out, want_labels_grad=return_labels_grad,
-        n_threads=n_threads,
-    )
-    results = [_scalar_if_0d(loss, out)]
-    if return_grad:
-        results.append(grad)
-    if return_labels_grad:
-        results.append(_sum_to_shape(xp, labels_grad, labels_shape))
-    return tuple(results) if len(results) > 1 else results[0]
+    """Shared body of the v2 and v1 dense functions."""
+    return frontend_for(labels, logits).dense(
+        labels, logits, axis=axis, return_grad=return_grad,
+        return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads)
 
 
 def softmax_cross_entropy_with_logits(

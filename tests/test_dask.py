@@ -201,3 +201,21 @@ def test_split_class_axis_is_never_rechunked(data, class_chunks):
     for name, dependencies in graph.dependencies.items():
         # only the small per-row partials are gathered; the logits never are
         assert not (name.startswith("rechunk") and x.name in dependencies), name
+
+
+@pytest.mark.parametrize("batch, bad", [((100,), (65,)), ((10, 12), (7, 5))])
+def test_a_bad_label_is_reported_at_its_position_in_the_whole_array(scheduler, rng, class_chunks,
+                                                                    batch, bad):
+    """Found when its block computes, a bad label is named by its global position, not
+    its position in the block."""
+    logits = rng.standard_normal(batch + (CLASSES,)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, batch)
+    labels[bad] = CLASSES + 3
+    chunks = tuple((30,) * (d // 30) + ((d % 30,) if d % 30 else ()) if d > 30 else (4, d - 4)
+                   for d in batch)
+    lazy_logits = da.from_array(logits, chunks=chunks + (class_chunks,))
+    loss = nn.sparse_softmax_cross_entropy_with_logits(
+        labels=da.from_array(labels, chunks=chunks), logits=lazy_logits)
+    with pytest.raises(fastxent.InvalidArgumentError,
+                       match=rf"value of {CLASSES + 3} .* position \({', '.join(map(str, bad))},?\)"):
+        scheduler(loss)

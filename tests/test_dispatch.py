@@ -1,4 +1,5 @@
-"""The dispatch layer: the backend follows the array type, and mixing devices is refused."""
+"""The registry: the backend follows the array type, Dask goes to its frontend, and mixing
+devices is refused."""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastxent import _cpu, _dispatch, losses, nn
+from fastxent import _backend, _core, _cpu, _frontend, losses, nn
 
 
 class FakeCupyArray:
@@ -22,13 +23,13 @@ class FakeDaskArray:
 
 
 def test_numpy_lists_and_scalars_go_to_the_cpu():
-    assert _dispatch.backend_for(logits=np.zeros((2, 3)), labels=[0, 1], weights=1.0) is _cpu
+    assert _backend.backend_for(logits=np.zeros((2, 3)), labels=[0, 1], weights=1.0) is _cpu
 
 
 def test_cupy_arrays_go_to_the_cuda_backend():
     from fastxent import _cuda
 
-    assert _dispatch.backend_for(logits=FakeCupyArray(), labels=[0, 1]) is _cuda
+    assert _backend.backend_for(logits=FakeCupyArray(), labels=[0, 1]) is _cuda
 
 
 @pytest.mark.parametrize("call", [
@@ -47,10 +48,11 @@ def test_weights_on_another_device_are_named():
                                             weights=FakeCupyArray())
 
 
-def test_dask_arrays_go_to_the_dask_backend():
+def test_dask_arrays_go_to_the_dask_frontend():
     from fastxent import _dask
 
-    assert _dispatch.backend_for(logits=FakeDaskArray(), labels=np.zeros(2, int)) is _dask
+    assert _frontend.frontend_for(FakeDaskArray(), np.zeros(2, int)) is _dask
+    assert _frontend.frontend_for(np.zeros(2, int), [1.0]) is _core
 
 
 def test_numpy_use_never_imports_cupy(tmp_path):

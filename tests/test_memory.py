@@ -57,3 +57,26 @@ def test_gradient_in_place_allocates_no_logits_sized_temporary(rng):
     call = lambda: nn.sparse_softmax_cross_entropy_with_logits(  # noqa: E731
         labels=labels, logits=logits, return_grad=True, grad_out=logits)
     assert _peak_bytes(call) < logits.nbytes / 10
+
+
+@pytest.mark.parametrize("ignore_index", [None, 3])
+@pytest.mark.parametrize("class_weight", [False, True])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", [None, losses.Reduction.MEAN])
+def test_pytorch_options_allocate_no_logits_sized_temporary(rng, ignore_index, class_weight,
+                                                            label_smoothing, reduction):
+    """Every option is a coefficient of the kernel's one pass: with ``grad_out`` given,
+    no combination allocates a tenth of the logits' bytes."""
+    logits = rng.standard_normal((ROWS, CLASSES)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, ROWS)
+    grad = np.empty_like(logits)
+    options = dict(ignore_index=ignore_index, label_smoothing=label_smoothing,
+                   class_weight=rng.random(CLASSES) if class_weight else None)
+    if reduction is None:
+        call = lambda: nn.sparse_softmax_cross_entropy_with_logits(  # noqa: E731
+            labels=labels, logits=logits, return_grad=True, grad_out=grad, **options)
+    else:
+        call = lambda: losses.sparse_softmax_cross_entropy(  # noqa: E731
+            labels, logits, rng.random(ROWS), reduction=reduction, return_grad=True,
+            grad_out=grad, **options)
+    assert _peak_bytes(call) < logits.nbytes / 10

@@ -27,8 +27,9 @@ typedef struct fx_partial {
 } fx_partial;
 
 #define FX_DECLARE_KERNELS(T, S)                                                           \
-    typedef double (*fx_sparse_row_##S)(const T *x, ptrdiff_t n, ptrdiff_t t, double scale,  \
-                                        T *g, double *work);                                \
+    typedef double (*fx_sparse_row_##S)(const T *x, ptrdiff_t n, ptrdiff_t t, double c,      \
+                                        const T *u, double a, double b, double scale, T *g, \
+                                        double *work);                                      \
     typedef double (*fx_dense_row_##S)(const T *x, const T *y, ptrdiff_t n, double a,        \
                                        double b, double scale, T *g, T *gy, double *work);  \
     typedef void (*fx_part_##S)(const T *x, const T *y, ptrdiff_t n, double a, double b,    \

@@ -281,25 +281,37 @@ static void SFX(row_partial)(const T *x, const T *y, ptrdiff_t n, double a, doub
     fx_partial_finish(row);
 }
 
-static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double scale, T *g,
-                              double *work)
+/* The generalized sparse row (every option of the integer labels is a coefficient of it):
+   loss = c (lse - x_t) + sum_j y'_j (lse - x_j) and gradient
+   scale ((c + sum y') p - c onehot_t - y'), with the spread y' = a u + b over the classes
+   (none where u is NULL; the plain row is c = 1 without a spread). The spread rides in the dense labels'
+   place of the one pass; the target entry is written last, exactly when it is the max. */
+static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double c, const T *u,
+                              double a, double b, double scale, T *g, double *work)
 {
     fx_partial row;
-    double xt;
+    double xt, loss;
     ptrdiff_t k;
     if (t < 0 || t >= n) {
         SFX(fill_nan)(g, n);
         return NAN;
     }
     xt = (double)x[t];   /* before g, which may be x, is written */
-    SFX(row_partial)(x, NULL, n, 0, 0, g, work, &row);
+    SFX(row_partial)(x, u, n, a, b, g, work, &row);
+    loss = c * fx_sparse_loss(row.m, row.r, xt);   /* exact for the plain row's c = 1 */
+    if (u)
+        loss += row.sy * log1p(row.r) - row.syx;
     if (g) {
+        const double p_scale = scale * (c + row.sy) / (1.0 + row.r);
+        double target = fx_sparse_target_grad(row.m, row.r, xt, scale * c);
         for (k = 0; k < n; k += FX_PART)
-            SFX(grad_finish)(g + k, NULL, n - k < FX_PART ? n - k : FX_PART, 0, 0, work + k / CHUNK,
-                             row.m, scale / (1.0 + row.r), 0);
-        g[t] = (T)fx_sparse_target_grad(row.m, row.r, xt, scale);
+            SFX(grad_finish)(g + k, u ? u + k : NULL, n - k < FX_PART ? n - k : FX_PART, a, b,
+                             work + k / CHUNK, row.m, p_scale, scale);
+        if (u)
+            target += scale * (row.sy * exp(xt - row.m) / (1.0 + row.r) - ((T)a * u[t] + (T)b));
+        g[t] = (T)target;
     }
-    return fx_sparse_loss(row.m, row.r, xt);
+    return loss;
 }
 
 /* With the labels' gradient the exps are not stored: gy needs the logits, which g may be. */

@@ -1,0 +1,247 @@
+"""The backend protocol as a specification: every backend present meets it.
+
+Two levels, each parametrized over what this machine has:
+
+- the primitives of ``fastxent._backend.Backend`` on one backend's own arrays: the CPU
+  kernels; the CPU's plain kernel with the options composed around it (the path the GPU
+  takes for them, ``fastxent._options.compose_sparse_rows``); CUDA when CuPy has a device;
+- the public functions on every array kind (NumPy; Dask on the threaded scheduler and on a
+  distributed cluster; CuPy when present), against the float64 reference.
+
+A new backend is done when it is added to ``BACKENDS`` here and this file passes
+(docs/ADDING_A_BACKEND.md).
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+import reference
+from fastxent import _backend, _cpu, _lse, losses, nn
+from fastxent._options import compose_sparse_rows
+
+
+def _cuda_or_skip():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except cupy.cuda.runtime.CUDARuntimeError:
+        pytest.skip("no CUDA device")
+    from fastxent import _cuda
+
+    return _cuda
+
+
+def _composed_cpu():
+    """The CPU backend with its options composed around its plain kernel, as the GPU's are."""
+    def sparse_rows(logits, labels, loss, grad, scale, n_threads=None, *, ignore_index=None,
+                    class_weight=None, label_smoothing=0.0):
+        if ignore_index is None and class_weight is None and not label_smoothing:
+            return _cpu.sparse_rows(logits, labels, loss, grad, scale, n_threads)
+        compose_sparse_rows(_cpu.sparse_rows, np, logits, labels, loss, grad, scale, n_threads,
+                            ignore_index, class_weight, label_smoothing)
+
+    namespace = {name: getattr(_cpu, name) for name in _cpu.__all__}
+    namespace["sparse_rows"] = sparse_rows
+    return types.SimpleNamespace(**namespace)
+
+
+BACKENDS = {
+    "cpu": lambda: _cpu,
+    "cpu, options composed": _composed_cpu,
+    "cuda": _cuda_or_skip,
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request):
+    return BACKENDS[request.param]()
+
+
+def _to(backend, a):
+    return backend.xp.asarray(a)
+
+
+def _host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def _options_reference(x, t, scale, ignore_index, class_weight, eps):
+    """PyTorch's options in float64 (fastxent._options' formulas, written out)."""
+    x = x.astype(np.float64)
+    rows, classes = x.shape
+    loss_t, grad_t = reference.sparse(np.where(t == ignore_index, 0, t), x)
+    u = np.ones(classes) if class_weight is None else class_weight
+    keep = np.ones(rows, bool) if ignore_index is None else t != ignore_index
+    safe = np.where(keep, t, 0)
+    m, r, _ = reference._normalizer(x)
+    neg_log_p = np.log1p(r)[:, None] + (m - x)
+    loss = (1 - eps) * u[safe] * loss_t + eps / classes * (u * neg_log_p).sum(1)
+    p = grad_t + (np.arange(classes) == safe[:, None])
+    k = (1 - eps) * u[safe] + eps * u.sum() / classes
+    grad = k[:, None] * p - (1 - eps) * u[safe][:, None] * (np.arange(classes) == safe[:, None])
+    grad -= eps / classes * u
+    grad *= scale[:, None]
+    return np.where(keep, loss, 0.0), np.where(keep[:, None], grad, 0.0)
+
+
+def test_backend_has_every_primitive(backend):
+    for name in ("xp", "checks_labels", "sparse_rows", "dense_rows", "first_invalid_label",
+                 "row_partials", "sparse_grad_given", "dense_sums_given", "dense_grad_given",
+                 "info"):
+        assert hasattr(backend, name), name
+    assert isinstance(_cpu, _backend.Backend)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [1, 5, 37, 3000])
+@pytest.mark.parametrize("ignore_index", [None, -100, 2])
+@pytest.mark.parametrize("class_weight", [False, True])
+@pytest.mark.parametrize("eps", [0.0, 0.1, 1.0])
+def test_sparse_rows(backend, rng, dtype, classes, ignore_index, class_weight, eps):
+    rows = 29
+    x = (rng.standard_normal((rows, classes)) * 4).astype(dtype)
+    t = rng.integers(0, classes, rows)
+    if ignore_index is not None:
+        t[::3] = ignore_index
+        if ignore_index >= classes:
+            t[::3] = 0
+    u = rng.random(classes) + 0.1 if class_weight else None
+    scale = rng.random(rows)
+    loss = backend.xp.empty(rows, np.float64)
+    grad = backend.xp.empty((rows, classes), dtype)
+    backend.sparse_rows(_to(backend, x), _to(backend, t.astype(np.int64)), loss, grad,
+                        _to(backend, scale), None, ignore_index=ignore_index,
+                        class_weight=None if u is None else _to(backend, u), label_smoothing=eps)
+    want_loss, want_grad = _options_reference(x, t, scale, ignore_index, u, eps)
+    reference.assert_loss_close(_host(loss), want_loss, dtype)
+    reference.assert_grad_close(_host(grad), want_grad, dtype, scale=1 + (u.max() if class_weight else 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [3, 40, 5000])
+def test_dense_rows(backend, rng, dtype, classes):
+    rows = 23
+    x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    y = rng.random((rows, classes)).astype(dtype)
+    a, b = 0.9, 0.1 / classes
+    scale = rng.random(rows)
+    loss = backend.xp.empty(rows, dtype)
+    grad = backend.xp.empty((rows, classes), dtype)
+    labels_grad = backend.xp.empty((rows, classes), dtype)
+    backend.dense_rows(_to(backend, x), _to(backend, y), loss, grad, labels_grad, a, b,
+                       _to(backend, scale), None)
+    want_loss, want_grad, want_labels_grad = reference.dense(y, x, a, b)
+    reference.assert_loss_close(_host(loss), want_loss, dtype)
+    reference.assert_grad_close(_host(grad), want_grad * scale[:, None], dtype)
+    reference.assert_grad_close(_host(labels_grad), want_labels_grad * scale[:, None], dtype,
+                                scale=10 * np.abs(want_labels_grad).max())
+
+
+def test_first_invalid_label(backend):
+    labels = np.array([0, 4, 2, 5, -1], np.int64)
+    assert int(backend.first_invalid_label(_to(backend, labels), 5)) == 3
+    assert int(backend.first_invalid_label(_to(backend, labels[:3]), 5)) == -1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_class_axis_pieces_combine_to_the_whole_row(backend, rng, dtype):
+    """Partials of two class blocks, combined with the one rule (``fx_combine``), give the
+    whole rows' normalizer; each block's gradient from it is the whole row's slice."""
+    rows, classes, cut = 17, 300, 120
+    x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    t = rng.integers(0, classes, rows)
+    xp = backend.xp
+    parts = []
+    for block in (x[:, :cut], x[:, cut:]):
+        m, r = xp.empty(rows), xp.empty(rows)
+        backend.row_partials(_to(backend, np.ascontiguousarray(block)), m, r)
+        parts.append((_host(m), _host(r)))
+    m, r = _lse.finish(*_lse.fx_combine(*parts[0], *parts[1]))
+    want_m, want_r, _ = reference._normalizer(x.astype(np.float64))
+    np.testing.assert_allclose(m, want_m[:, 0], rtol=1e-7)
+    np.testing.assert_allclose(r, want_r, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    _, want_grad = reference.sparse(t, x)
+    scale = rng.random(rows)
+    grad = []
+    for start, block in ((0, x[:, :cut]), (cut, x[:, cut:])):
+        g = xp.empty(block.shape, dtype)
+        xt = x[np.arange(rows), t].astype(np.float64)
+        backend.sparse_grad_given(_to(backend, np.ascontiguousarray(block)), _to(backend, m),
+                                  _to(backend, r), _to(backend, xt),
+                                  _to(backend, (t - start).astype(np.int64)),
+                                  _to(backend, scale), g)
+        grad.append(_host(g))
+    reference.assert_grad_close(np.concatenate(grad, axis=1), want_grad * scale[:, None], dtype)
+
+
+# --- the public functions on every array kind -------------------------------------------------
+
+def _numpy(a):
+    return a
+
+
+def _dask_kind(scheduler):
+    def make():
+        da = pytest.importorskip("dask.array")
+        if scheduler == "processes":
+            distributed = pytest.importorskip("distributed")
+            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                               processes=True, dashboard_address=None)
+            client = distributed.Client(cluster)
+            compute = lambda *arrays: client.compute(list(arrays), sync=True)  # noqa: E731
+            close = lambda: (client.close(), cluster.close())  # noqa: E731
+        else:
+            compute = lambda *arrays: [a.compute(scheduler="threads") for a in arrays]  # noqa: E731
+            close = lambda: None  # noqa: E731
+        wrap = lambda a: da.from_array(np.asarray(a), chunks=(11,) + np.shape(a)[1:])  # noqa: E731
+        return wrap, compute, close
+    return make
+
+
+def _cupy_kind():
+    _cuda_or_skip()
+    import cupy
+
+    return cupy.asarray, lambda *arrays: [a.get() for a in arrays], lambda: None
+
+
+ARRAY_KINDS = {
+    "numpy": lambda: (_numpy, lambda *arrays: list(arrays), lambda: None),
+    "dask threads": _dask_kind("threads"),
+    "dask distributed": _dask_kind("processes"),
+    "cupy": _cupy_kind,
+}
+
+
+@pytest.fixture(scope="module", params=list(ARRAY_KINDS))
+def kind(request):
+    wrap, compute, close = ARRAY_KINDS[request.param]()
+    yield wrap, compute
+    close()
+
+
+def test_public_functions_on_every_array_kind(kind, rng):
+    wrap, compute = kind
+    x = (rng.standard_normal((40, 9)) * 3).astype(np.float32)
+    t = rng.integers(0, 9, 40)
+    y = rng.random((40, 9)).astype(np.float32)
+    w = rng.random(40)
+    loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=wrap(t), logits=wrap(x),
+                                                             return_grad=True)
+    dloss, dgrad = nn.softmax_cross_entropy_with_logits(labels=wrap(y), logits=wrap(x),
+                                                        return_grad=True)
+    mean, mean_grad = losses.sparse_softmax_cross_entropy(
+        wrap(t), wrap(x), wrap(w), reduction=losses.Reduction.MEAN, return_grad=True)
+    loss, grad, dloss, dgrad, mean, mean_grad = compute(loss, grad, dloss, dgrad, mean, mean_grad)
+    want_loss, want_grad = reference.sparse(t, x)
+    reference.assert_loss_close(loss, want_loss, np.float32)
+    reference.assert_grad_close(grad, want_grad, np.float32)
+    want_dloss, want_dgrad, _ = reference.dense(y, x)
+    reference.assert_loss_close(dloss, want_dloss, np.float32)
+    reference.assert_grad_close(dgrad, want_dgrad, np.float32)
+    want_mean, want_mean_grad = reference.weighted_rows(want_loss, want_grad, w, "weighted_mean")
+    reference.assert_loss_close(mean, want_mean, np.float32)
+    reference.assert_grad_close(mean_grad, want_mean_grad, np.float32)
