@@ -65,6 +65,10 @@ class Backend(Protocol):
     def info(self) -> dict:
         """A description of the build (the ``info`` command prints it)."""
 
+    # Optional, the default backend's only: ``fast_sparse(logits, labels, want_grad,
+    # reduction_code, weight)``, a whole plain call in one kernel call, or None where the
+    # core's general path must run (``fastxent._core.fast_sparse``).
+
 
 def _library(array: Any) -> str:
     return type(array).__module__.partition(".")[0]
@@ -101,6 +105,11 @@ def backend_for(**arrays) -> Backend:
         raise TypeError(f"arguments mix devices: {', '.join(parts)}; move them to one device "
                         "(cupy.asarray or cupy.asnumpy)")
     return _load(next(iter(found), _DEFAULT))
+
+
+def default_backend() -> Backend:
+    """The backend of lists, scalars and NumPy arrays (the CPU)."""
+    return _load(_DEFAULT)
 
 
 def chunk_backend(chunk) -> Backend:

@@ -14,10 +14,11 @@ import math
 import numpy as np
 
 from . import _checks, _rows
-from ._backend import backend_for
+from ._backend import backend_for, default_backend
 from ._options import SparseOptions
 
-__all__ = ["Reduction", "Weighting", "dense", "sparse", "weighted"]
+__all__ = ["REDUCTION_CODES", "Reduction", "Weighting", "dense", "fast_sparse", "sparse",
+           "weighted"]
 
 
 class Reduction:
@@ -43,6 +44,20 @@ class Reduction:
         if not isinstance(key, str) or key not in cls.all():
             raise ValueError(f"Invalid Reduction Key {key!r}; expected one of {cls.all()}")
         return key
+
+
+# fast_sparse's codes: -1 is nn's per-row loss
+REDUCTION_CODES = {Reduction.NONE: 0, Reduction.SUM: 1, Reduction.MEAN: 2,
+                   Reduction.SUM_OVER_BATCH_SIZE: 3, Reduction.SUM_BY_NONZERO_WEIGHTS: 4}
+
+
+def fast_sparse(logits, labels, want_grad, reduction, weight):
+    """The default backend's whole-call kernel for the plain calls most users make
+    (``fastxent._kernels.fast_sparse``): None where ``sparse`` must run instead. Bound on
+    first use, so that importing fastxent loads no kernels."""
+    global fast_sparse
+    fast_sparse = default_backend().fast_sparse
+    return fast_sparse(logits, labels, want_grad, reduction, weight)
 
 
 def weights_array(weights, losses_shape, xp):

@@ -31,6 +31,7 @@ try:
     from ._kernels import (
         dense_grad_given,
         dense_sums_given,
+        fast_sparse,
         first_invalid_label,
         row_partials,
         sparse_grad_given,
@@ -81,5 +82,5 @@ def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=N
         _dense_rows(x, y, out, g, gy, a, b, s, n_threads)
 
 __all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",
-           "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",
+           "fast_sparse", "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",
            "xp"]

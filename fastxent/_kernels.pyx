@@ -538,8 +538,6 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
     cdef Strided *gp = NULL
     cdef Py_ssize_t step = _scale_step(scale, x.rows)
     cdef Plan p
-    cdef _Scratch scratch
-    cdef Py_ssize_t item, first = 0
     cdef Options o = _NO_OPTIONS
     cdef cnp.ndarray spread = None
     if grad is not None:
@@ -562,35 +560,142 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
         p.lanes = 0          # the generalized row is a row kernel
         p.blocks = 0
         p.split_threads = 1
+    _run_sparse(&p, &x, &labels[0] if x.rows else NULL, &out, gp, &scale[0], step, &o)
+
+
+cdef int _run_sparse(Plan *plan, Strided *x, const int64_t *labels, Strided *out, Strided *gp,
+                     const double *scale, Py_ssize_t step, const Options *o) except -1:
+    """The planned sparse call: split rows, blocks of rows in lanes, then row kernels."""
+    cdef Plan p = plan[0]
+    cdef _Scratch scratch
+    cdef Py_ssize_t item, first = 0
     if x.rows == 0:
-        return
+        return 0
     item = 8 if p.kind == F64 else 4
     if p.split_threads > 1:
         scratch = _Scratch(1, _parts(x.cols) * sizeof(fx_partial), fx_work_size(x.cols))
         with nogil:
             if p.kind == F64:
-                _sparse_split(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                _sparse_split(<double *>NULL, &p, x, labels, out, gp, scale, step,
                               <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
             else:
-                _sparse_split(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
+                _sparse_split(<float *>NULL, &p, x, labels, out, gp, scale, step,
                               <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
-        return
+        return 0
     scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * item, MAX_LANES * 8),
                        fx_work_size(x.cols) if gp != NULL else 0)
     with nogil:
         if p.lanes:
             if p.kind == F64:
-                _sparse_blocks(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step, scratch)
+                _sparse_blocks(<double *>NULL, &p, x, labels, out, gp, scale, step, scratch)
             else:
-                _sparse_blocks(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step, scratch)
+                _sparse_blocks(<float *>NULL, &p, x, labels, out, gp, scale, step, scratch)
             first = p.blocks * p.lanes
         if first < x.rows:
             if p.kind == F64:
-                _sparse_rows(<double *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                             scratch, first, p.threads if first == 0 else 1, &o)
+                _sparse_rows(<double *>NULL, &p, x, labels, out, gp, scale, step,
+                             scratch, first, p.threads if first == 0 else 1, o)
             else:
-                _sparse_rows(<float *>NULL, &p, &x, &labels[0], &out, gp, &scale[0], step,
-                             scratch, first, p.threads if first == 0 else 1, &o)
+                _sparse_rows(<float *>NULL, &p, x, labels, out, gp, scale, step,
+                             scratch, first, p.threads if first == 0 else 1, o)
+    return 0
+
+
+# --- whole calls: the fast path of small plain calls ------------------------------------------
+
+cdef enum:
+    # codes of fast_sparse's reduction (fastxent._core.REDUCTION_CODES)
+    PER_ROW = -1
+    R_NONE = 0
+    R_SUM = 1
+    R_MEAN = 2
+    R_OVER_BATCH = 3
+    R_BY_NONZERO = 4
+
+
+cdef inline bint _plain_array(object a, int type_num) noexcept:
+    return (cnp.PyArray_CheckExact(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == type_num
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a))
+
+
+def fast_sparse(object logits, object labels, bint want_grad, int reduction, double weight):
+    """A whole call of the sparse loss, for the arrays most calls pass; None otherwise.
+
+    The inputs must be exactly ``numpy.ndarray``: C-contiguous, aligned, native float32 or
+    float64 logits with at least one class, int64 labels of the batch's shape, all in
+    range. Anything else (and a zero denominator) returns None, and the caller takes the
+    general path, which checks, converts and raises as documented. ``reduction`` is -1 for
+    ``nn``'s per-row loss in the logits' dtype, else a code of ``REDUCTION_CODES`` with a
+    scalar ``weight``. Returns the loss, or (loss, gradient) with ``want_grad``: the same
+    values as the general path.
+    """
+    cdef cnp.ndarray x, t, loss, grad = None
+    cdef Strided xs, ls, gs
+    cdef Strided *gp = NULL
+    cdef Plan p
+    cdef int type_num, nd, k
+    cdef Py_ssize_t i, n, c
+    cdef const int64_t *tp
+    cdef double denominator = 1.0, scale, total = 0.0
+    cdef cnp.npy_intp *shape
+    if not cnp.PyArray_CheckExact(logits):
+        return None
+    x = <cnp.ndarray>logits
+    type_num = cnp.PyArray_TYPE(x)
+    if type_num != cnp.NPY_FLOAT and type_num != cnp.NPY_DOUBLE:
+        return None
+    nd = cnp.PyArray_NDIM(x)
+    if not (_plain_array(x, type_num) and _plain_array(labels, cnp.NPY_INT64) and nd >= 1
+            and cnp.PyArray_NDIM(<cnp.ndarray>labels) == nd - 1):
+        return None
+    t = <cnp.ndarray>labels
+    shape = cnp.PyArray_DIMS(x)
+    for k in range(nd - 1):
+        if cnp.PyArray_DIMS(t)[k] != shape[k]:
+            return None
+    c = shape[nd - 1]
+    n = cnp.PyArray_SIZE(t)
+    if c == 0:
+        return None
+    tp = <const int64_t *>cnp.PyArray_DATA(t)
+    for i in range(n):
+        if <uint64_t>tp[i] >= <uint64_t>c:
+            return None
+    if reduction == R_MEAN:
+        denominator = weight * n
+    elif reduction == R_OVER_BATCH:
+        denominator = n
+    elif reduction == R_BY_NONZERO:
+        denominator = n if weight != 0 else 0
+    if reduction != PER_ROW and not denominator != 0:
+        return None
+    scale = 1.0 if reduction == PER_ROW else weight / denominator
+    loss = cnp.PyArray_EMPTY(nd - 1, shape, type_num, 0)
+    xs.data, xs.rows, xs.cols, xs.kind = cnp.PyArray_BYTES(x), n, c, F64 if type_num == cnp.NPY_DOUBLE else F32
+    xs.col_stride = 8 if xs.kind == F64 else 4
+    xs.row_stride = c * xs.col_stride
+    ls.data, ls.rows, ls.cols, ls.kind = cnp.PyArray_BYTES(loss), n, 1, xs.kind
+    ls.row_stride, ls.col_stride = xs.col_stride, 0
+    if want_grad:
+        grad = cnp.PyArray_EMPTY(nd, shape, type_num, 0)
+        gs = xs
+        gs.data = cnp.PyArray_BYTES(grad)
+        gp = &gs
+    p = _plan(&xs, NULL, gp, NULL, None)
+    _run_sparse(&p, &xs, tp, &ls, gp, &scale, 0, &_NO_OPTIONS)
+    if reduction == PER_ROW:
+        result = loss[()] if nd == 1 else loss
+    elif reduction == R_NONE:
+        if weight != 1.0:
+            for i in range(n):
+                _store(ls.data + i * ls.row_stride, ls.kind,
+                       _load(ls.data + i * ls.row_stride, ls.kind) * weight)
+        result = loss
+    else:
+        for i in range(n):
+            total += _load(ls.data + i * ls.row_stride, ls.kind)
+        result = x.dtype.type(total * weight / denominator)
+    return (result, grad) if want_grad else result
 
 
 # --- dense labels ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ and the already-scaled gradient in one pass over the logits (``fastxent._core``)
 Sums are accumulated in float64 whatever the input dtype.
 """
 
-from ._core import Reduction
+from . import _core
+from ._core import REDUCTION_CODES, Reduction
 from ._frontend import frontend_for
 
 __all__ = [
@@ -110,6 +111,15 @@ def sparse_softmax_cross_entropy(
     ...     [2, 0, 1], [[10., 0, 0], [0, 10, 0], [0, 0, 10]], weights=2.3)), 4)
     23.0002
     """
+    if (out is None and grad_out is None and n_threads is None and validate is None
+            and ignore_index is None and class_weight is None
+            and type(label_smoothing) is float and label_smoothing == 0.0
+            and (type(weights) is float or type(weights) is int)
+            and type(reduction) is str and reduction in REDUCTION_CODES):
+        result = _core.fast_sparse(logits, labels, return_grad, REDUCTION_CODES[reduction],
+                                   weights)
+        if result is not None:
+            return result
     return frontend_for(labels, logits, weights).sparse(
         labels, logits, weights=weights, reduction=reduction, return_grad=return_grad,
         out=out, grad_out=grad_out, n_threads=n_threads, validate=validate,

@@ -5,6 +5,7 @@ they also return the gradient of ``sum(loss)`` with respect to the logits,
 computed in the same pass over the logits.
 """
 
+from . import _core
 from ._frontend import frontend_for
 
 __all__ = [
@@ -81,6 +82,12 @@ def sparse_softmax_cross_entropy_with_logits(
     >>> np.round(loss, 4)
     array([1.3863, 3.4402])
     """
+    if (out is None and grad_out is None and n_threads is None and validate is None
+            and ignore_index is None and class_weight is None
+            and type(label_smoothing) is float and label_smoothing == 0.0):
+        result = _core.fast_sparse(logits, labels, return_grad, -1, 1.0)
+        if result is not None:
+            return result
     return frontend_for(labels, logits).sparse(
         labels, logits, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads, validate=validate, ignore_index=ignore_index,
