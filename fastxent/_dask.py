@@ -140,8 +140,7 @@ def _split_sparse(logits, labels, want_grad, validate, scale):
 
     def loss_block(n):
         xp = chunk_backend(n).xp
-        with np.errstate(invalid="ignore"):  # NaN rows are NaN, quietly, as in the kernels
-            return (xp.log1p(n[..., 1]) + (n[..., 0] - n[..., 2])).astype(logits.dtype)
+        return _lse.fx_sparse_loss(n[..., 0], n[..., 1], n[..., 2], xp).astype(logits.dtype)
 
     loss = norm.map_blocks(loss_block, dtype=logits.dtype, drop_axis=logits.ndim - 1)
     if not want_grad:
@@ -198,7 +197,8 @@ def _split_dense(x, y, a, b, want_grad, scale):
     def loss_block(n, s2):
         xp = chunk_backend(n).xp
         with np.errstate(invalid="ignore"):
-            return (s2[..., 0] * xp.log1p(n[..., 1]) - s2[..., 1]).astype(x.dtype)
+            log_s = xp.log1p(n[..., 1])
+        return _lse.fx_dense_loss(s2[..., 0], log_s, s2[..., 1]).astype(x.dtype)
 
     loss = da.map_blocks(loss_block, norm, sums, dtype=x.dtype, drop_axis=x.ndim - 1)
     if not want_grad:

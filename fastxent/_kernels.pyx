@@ -103,6 +103,7 @@ cdef extern from "fx_kernels.h" nogil:
     void fx_combine_partial(fx_partial *acc, const fx_partial *p)
     void fx_partial_finish(fx_partial *row)
     double fx_sparse_loss(double m, double r, double xt)
+    double fx_dense_loss(double sy, double log_s, double syx)
     double fx_sparse_target_grad(double m, double r, double xt, double scale)
 
 cdef extern from "fx_half.h" nogil:
@@ -827,7 +828,7 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
                 else:
                     _active.dense_grad_part_f64(xr + start, yr + start, length, row.m, a, b,
                                                 p_scale, sc, gr + start)
-        _store(loss.data + i * loss.row_stride, loss.kind, row.sy * log_s - row.syx)
+        _store(loss.data + i * loss.row_stride, loss.kind, fx_dense_loss(row.sy, log_s, row.syx))
 
 
 def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.ndarray grad,
@@ -1051,25 +1052,34 @@ cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, d
                 _scatter(g, i, gr)
 
 
+cdef int _run_dense_given(Strided *x, Strided *y, const double *m, double a, double b,
+                          double *sum_y, double *sum_yx, const double *p_scale,
+                          const double *y_scale, Strided *g) except -1:
+    """``_dense_given`` in the logits' compute type, with its scratch rows."""
+    cdef Py_ssize_t part = x.cols * 8 + 8
+    cdef _Scratch scratch = _Scratch(1, 3 * part)
+    if x.rows == 0:
+        return 0
+    with nogil:
+        if x.kind == F64:
+            _dense_given(<double *>NULL, x, y, m, a, b, sum_y, sum_yx, p_scale, y_scale, g,
+                         <double *>scratch.block, <double *>(scratch.block + part),
+                         <double *>(scratch.block + 2 * part))
+        else:
+            _dense_given(<float *>NULL, x, y, m, a, b, sum_y, sum_yx, p_scale, y_scale, g,
+                         <float *>scratch.block, <float *>(scratch.block + part),
+                         <float *>(scratch.block + 2 * part))
+    return 0
+
+
 def dense_sums_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m, double a,
                      double b, double[::1] sum_y, double[::1] sum_yx):
     """Per row of a block of classes: ``sum(y')`` and ``sum over y' != 0 of y' (x - m)``,
     with ``y' = a * labels + b`` and ``m`` the whole rows' max."""
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
-    cdef Py_ssize_t part = x.cols * 8 + 8
-    cdef _Scratch scratch = _Scratch(1, 3 * part)
-    if x.rows == 0:
-        return
-    with nogil:
-        if x.kind == F64:
-            _dense_given(<double *>NULL, &x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL,
-                         NULL, <double *>scratch.block, <double *>(scratch.block + part),
-                         <double *>(scratch.block + 2 * part))
-        else:
-            _dense_given(<float *>NULL, &x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL,
-                         NULL, <float *>scratch.block, <float *>(scratch.block + part),
-                         <float *>(scratch.block + 2 * part))
+    if x.rows:
+        _run_dense_given(&x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL, NULL)
 
 
 def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m, double a,
@@ -1079,19 +1089,8 @@ def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
     cdef Strided g = _strided(grad)
-    cdef Py_ssize_t part = x.cols * 8 + 8
-    cdef _Scratch scratch = _Scratch(1, 3 * part)
-    if x.rows == 0:
-        return
-    with nogil:
-        if x.kind == F64:
-            _dense_given(<double *>NULL, &x, &y, &m[0], a, b, NULL, NULL, &p_scale[0],
-                         &y_scale[0], &g, <double *>scratch.block,
-                         <double *>(scratch.block + part), <double *>(scratch.block + 2 * part))
-        else:
-            _dense_given(<float *>NULL, &x, &y, &m[0], a, b, NULL, NULL, &p_scale[0],
-                         &y_scale[0], &g, <float *>scratch.block,
-                         <float *>(scratch.block + part), <float *>(scratch.block + 2 * part))
+    if x.rows:
+        _run_dense_given(&x, &y, &m[0], a, b, NULL, NULL, &p_scale[0], &y_scale[0], &g)
 
 
 # --- test hooks and facts -------------------------------------------------------------------

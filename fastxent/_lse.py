@@ -1,4 +1,6 @@
-"""The log-sum-exp combine rule, for arrays of partial normalizers.
+"""The row math of ``_src/fx_kernels.h``, for arrays: the log-sum-exp combine rule of
+partial normalizers, and the finishing of a row's loss from its normalizer, under the C
+functions' names (the Dask frontend's split class axis uses them).
 
 The same rule as ``fx_combine`` in ``_src/fx_kernels.h`` and the CUDA kernels: a
 row's normalizer is ``(m, r)`` with ``sum(exp(x - m)) = 1 + r``; ``(-inf, -1)``
@@ -33,3 +35,15 @@ def finish(m, r, xp=np):
     """A whole row's normalizer from its combined partials: a row with no entry above
     -inf gets r = NaN, as the kernels give it."""
     return m, xp.where(m == -np.inf, np.nan, r)
+
+
+def fx_sparse_loss(m, r, xt, xp=np):
+    """``lse - x_t`` from a whole row's normalizer and target logit (NaN rows stay NaN)."""
+    with np.errstate(invalid="ignore"):
+        return xp.log1p(r) + (m - xt)
+
+
+def fx_dense_loss(sum_y, log_s, sum_yx):
+    """``sum(y') lse - sum(y' x)`` from ``log_s = log1p(r)`` and the sums relative to the max."""
+    with np.errstate(invalid="ignore"):
+        return sum_y * log_s - sum_yx

@@ -160,6 +160,13 @@ static inline double fx_sparse_loss(double m, double r, double xt)
     return log1p(r) + (m - xt);
 }
 
+/* The dense loss sum(y') lse - sum(y' x), from log_s = log1p(r) and the sums relative to
+   the max (so that the max cancels). */
+static inline double fx_dense_loss(double sy, double log_s, double syx)
+{
+    return sy * log_s - syx;
+}
+
 /* The target entry of the sparse gradient, scale * (p_t - 1). */
 static inline double fx_sparse_target_grad(double m, double r, double xt, double scale)
 {

@@ -300,7 +300,7 @@ static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double c, co
     SFX(row_partial)(x, u, n, a, b, g, work, &row);
     loss = c * fx_sparse_loss(row.m, row.r, xt);   /* exact for the plain row's c = 1 */
     if (u)
-        loss += row.sy * log1p(row.r) - row.syx;
+        loss += fx_dense_loss(row.sy, log1p(row.r), row.syx);
     if (g) {
         const double p_scale = scale * (c + row.sy) / (1.0 + row.r);
         double target = fx_sparse_target_grad(row.m, row.r, xt, scale * c);
@@ -333,7 +333,7 @@ static double SFX(dense_row)(const T *x, const T *y, ptrdiff_t n, double a, doub
                              row.m, scale * row.sy / (1.0 + row.r), scale);
     else if (g)
         SFX(dense_grad_part)(x, y, n, row.m, a, b, scale * row.sy / (1.0 + row.r), scale, g);
-    return row.sy * log_s - row.syx;
+    return fx_dense_loss(row.sy, log_s, row.syx);
 }
 
 static void SFX(exp_array)(const T *in, T *out, ptrdiff_t n)
