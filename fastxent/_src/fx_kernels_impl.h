@@ -267,8 +267,9 @@ static void SFX(fill_nan)(T *row, ptrdiff_t n)
 }
 
 /* A whole row's partial, part by part in order. */
-static void SFX(row_partial)(const T *x, const T *y, ptrdiff_t n, double a, double b, T *g,
-                             double *chunk_max, fx_partial *row)
+static FX_ALWAYS_INLINE void SFX(row_partial)(const T *x, const T *y, ptrdiff_t n, double a,
+                                              double b, T *g, double *chunk_max,
+                                              fx_partial *row)
 {
     ptrdiff_t k;
     fx_partial_empty(row);
@@ -286,8 +287,9 @@ static void SFX(row_partial)(const T *x, const T *y, ptrdiff_t n, double a, doub
    scale ((c + sum y') p - c onehot_t - y'), with the spread y' = a u + b over the classes
    (none where u is NULL; the plain row is c = 1 without a spread). The spread rides in the dense labels'
    place of the one pass; the target entry is written last, exactly when it is the max. */
-static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double c, const T *u,
-                              double a, double b, double scale, T *g, double *work)
+static FX_ALWAYS_INLINE double SFX(sparse_row_with)(const T *x, ptrdiff_t n, ptrdiff_t t,
+                                                   double c, const T *u, double a, double b,
+                                                   double scale, T *g, double *work)
 {
     fx_partial row;
     double xt, loss;
@@ -312,6 +314,15 @@ static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double c, co
         g[t] = (T)target;
     }
     return loss;
+}
+
+/* Specialized on the spread: the plain row's copy has none of its work inlined. */
+static double SFX(sparse_row)(const T *x, ptrdiff_t n, ptrdiff_t t, double c, const T *u,
+                              double a, double b, double scale, T *g, double *work)
+{
+    if (u)
+        return SFX(sparse_row_with)(x, n, t, c, u, a, b, scale, g, work);
+    return SFX(sparse_row_with)(x, n, t, c, NULL, 0.0, 0.0, scale, g, work);
 }
 
 /* With the labels' gradient the exps are not stored: gy needs the logits, which g may be. */
