@@ -79,8 +79,15 @@ def is_lazy(*arrays) -> bool:
     return any(_library(a) in LAZY for a in arrays)
 
 
+_LOADED: dict = {}
+
+
 def _load(library: str) -> Backend:
-    return importlib.import_module(REGISTRY[library])
+    try:
+        return _LOADED[REGISTRY[library]]
+    except KeyError:
+        module = _LOADED[REGISTRY[library]] = importlib.import_module(REGISTRY[library])
+        return module
 
 
 def backend_for(**arrays) -> Backend:
