@@ -127,6 +127,13 @@ def normalize_axis(axis, ndim, name="axis"):
     return axis % ndim
 
 
+def at_least_one_class(logits_shape, axis=-1, name="logits"):
+    """Raise ValueError when the class axis is empty (TensorFlow's rule, for every function)."""
+    if logits_shape[axis] == 0:
+        raise ValueError(f"{name} must have at least one class, but got 0 classes "
+                         f"(shape {tuple(logits_shape)}, class axis {axis % len(logits_shape)})")
+
+
 def check_n_threads(n_threads):
     if n_threads is None:
         return None

@@ -170,9 +170,8 @@ def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, o
         labels = squeeze_last(xp, labels, logits.ndim)
         weights = squeeze_last(xp, weights, logits.ndim)
     labels = _checks.sparse_labels_array(labels, logits.shape, xp)
+    _checks.at_least_one_class(logits.shape)
     num_classes = logits.shape[-1]
-    if num_classes == 0:
-        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     options = (SparseOptions(ignore_index, class_weight, label_smoothing, num_classes, xp)
                if SparseOptions.given(ignore_index, class_weight, label_smoothing) else None)
     n_threads = _checks.check_n_threads(n_threads)
@@ -235,6 +234,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
     axis = _checks.normalize_axis(axis, logits.ndim)
+    _checks.at_least_one_class(logits.shape, axis)
     if same_shape:
         if labels is None:
             raise ValueError(f"{labels_name} must be given, got None")
@@ -246,7 +246,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
                                                       name=labels_name)
     eps = _checks.label_smoothing_value(label_smoothing)
     num_classes = logits.shape[axis]
-    label_coef = (1.0 - eps, eps / num_classes if num_classes else 0.0)
+    label_coef = (1.0 - eps, eps / num_classes)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
     weighting = None if reduction is None else Weighting(weights, batch_shape, reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)

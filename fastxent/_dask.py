@@ -273,9 +273,8 @@ def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, o
         if weights is not None and np.ndim(weights) == logits.ndim and np.shape(weights)[-1] == 1:
             weights = weights[..., 0]
     labels = _checks.sparse_labels_array(labels, logits.shape, da)
+    _checks.at_least_one_class(logits.shape)
     num_classes = logits.shape[-1]
-    if num_classes == 0:
-        raise ValueError(f"logits must have at least one class; got shape {logits.shape}")
     scale = reduce = None
     if reduction is not None:
         factor, zero, reduce = weighting(weights, logits.shape[:-1], reduction)
@@ -334,6 +333,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     n_threads = _checks.check_n_threads(n_threads)
     logits = _checks.logits_array(_as_dask(logits, "logits"), da)
     axis = _checks.normalize_axis(axis, logits.ndim)
+    _checks.at_least_one_class(logits.shape, axis)
     labels = _as_dask(labels, labels_name)
     if same_shape and labels.shape != logits.shape:
         raise ValueError(f"{labels_name} shape {labels.shape} must equal "
@@ -348,7 +348,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
         scale = (factor, zero)
     y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
     num_classes = x.shape[-1]
-    a, b = 1.0 - eps, eps / num_classes if num_classes else 0.0
+    a, b = 1.0 - eps, eps / num_classes
     results = []
     if x.numblocks[-1] > 1:
         loss, grad, norm = _split_dense(x, y, a, b, return_grad, scale)

@@ -129,8 +129,6 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     g_rows = grad.rows if grad else None
     if sparse:
         backend.sparse_rows(x_rows, y_rows, loss.rows, g_rows, scale, n_threads, **(options or {}))
-    elif num_classes == 0:
-        loss.rows[...] = 0
     else:
         a, b = label_coef
         gy_rows = labels_grad.rows if labels_grad else None

@@ -116,7 +116,8 @@ def softmax_cross_entropy_with_logits(
         Broadcastable to ``logits``' shape (without changing it); each vector
         along ``axis`` should be a probability distribution (not checked).
     logits : array_like of float16/32/64
-        Unscaled log-probabilities.
+        Unscaled log-probabilities, with at least one class along ``axis``
+        (ValueError otherwise, as in TensorFlow).
     axis : int, default -1
         The class axis; any valid axis, negative allowed.
     name : str, optional

@@ -8,6 +8,7 @@ import pytest
 import fastxent
 import reference
 from fastxent.compat.v1.nn import softmax_cross_entropy_with_logits as v1_xent
+from fastxent import losses, nn
 from fastxent.nn import softmax_cross_entropy_with_logits as dense_xent
 
 
@@ -160,11 +161,18 @@ def test_results_order_with_both_gradients():
 
 # --- empty and classless ---------------------------------------------------------------
 
-def test_no_classes_gives_zero_loss(dtype):
-    loss, grad = dense_xent(labels=np.zeros((3, 0)), logits=np.zeros((3, 0), dtype),
-                            return_grad=True)
-    np.testing.assert_array_equal(loss, np.zeros(3))
-    assert loss.dtype == dtype and grad.shape == (3, 0)
+@pytest.mark.parametrize("call", [
+    lambda x: dense_xent(labels=np.zeros(x.shape), logits=x, return_grad=True),
+    lambda x: nn.softmax_cross_entropy_with_logits(labels=np.zeros(x.shape).T, logits=x.T,
+                                                   axis=0),
+    lambda x: fastxent.compat.v1.nn.softmax_cross_entropy_with_logits(
+        labels=np.zeros(x.shape), logits=x),
+    lambda x: losses.softmax_cross_entropy(np.zeros(x.shape), x, return_grad=True),
+], ids=["v2", "v2 axis 0", "v1", "losses"])
+def test_no_classes_is_refused(dtype, call):
+    """TensorFlow's current tests: "Must have at least one class, but got 0 classes"."""
+    with pytest.raises(ValueError, match="at least one class, but got 0 classes"):
+        call(np.zeros((3, 0), dtype))
 
 
 def test_empty_batch():

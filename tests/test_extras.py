@@ -118,6 +118,18 @@ def test_ignored_rows_are_not_counted_by_the_means(rng):
     np.testing.assert_allclose(full, only_kept, rtol=1e-14)
 
 
+@pytest.mark.parametrize("reduction", ["weighted_mean", "weighted_sum_over_batch_size",
+                                       "weighted_sum_by_nonzero_weights"])
+def test_every_row_ignored_gives_zero_not_nan(rng, reduction):
+    """A deliberate difference from PyTorch (NaN there): a zero denominator gives 0 and a
+    zero gradient, the rule of every reduction here (README, PyTorch's options)."""
+    logits, labels = _case(rng)
+    loss, grad = losses.sparse_softmax_cross_entropy(
+        np.full_like(labels, IGNORE), logits, reduction=reduction, ignore_index=IGNORE,
+        return_grad=True)
+    assert loss == 0 and not grad.any()
+
+
 def test_in_place_gradient(rng):
     logits, labels = _case(rng)
     want = nn.sparse_softmax_cross_entropy_with_logits(
