@@ -61,11 +61,11 @@ cdef extern from "fx_kernels.h" nogil:
         void (*part_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
                          double *g, double *chunk_max, fx_partial *out) noexcept nogil
         void (*grad_finish_f32)(float *g, const float *y, Py_ssize_t n, double a, double b,
-                                const double *chunk_max, double m, double p_scale,
-                                double y_scale) noexcept nogil
+                                const double *chunk_max, double m, double scale, double total,
+                                double r) noexcept nogil
         void (*grad_finish_f64)(double *g, const double *y, Py_ssize_t n, double a, double b,
-                                const double *chunk_max, double m, double p_scale,
-                                double y_scale) noexcept nogil
+                                const double *chunk_max, double m, double scale, double total,
+                                double r) noexcept nogil
         void (*sparse_grad_part_f32)(const float *x, Py_ssize_t n, double m, double inv, float *g) noexcept nogil
         void (*sparse_grad_part_f64)(const double *x, Py_ssize_t n, double m, double inv, double *g) noexcept nogil
         void (*dense_sums_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
@@ -75,9 +75,11 @@ cdef extern from "fx_kernels.h" nogil:
                                     double a, double b, double gy_scale, double log_s, double *gy,
                                     double *sum_y, double *sum_yx) noexcept nogil
         void (*dense_grad_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
-                                    double b, double p_scale, double y_scale, float *g) noexcept nogil
+                                    double b, double scale, double total, double r,
+                                    float *g) noexcept nogil
         void (*dense_grad_part_f64)(const double *x, const double *y, Py_ssize_t n, double m,
-                                    double a, double b, double p_scale, double y_scale, double *g) noexcept nogil
+                                    double a, double b, double scale, double total, double r,
+                                    double *g) noexcept nogil
         void (*sparse_block_f32)(const float *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
                                  const double *scale, Py_ssize_t scale_step, float *g, Py_ssize_t gs,
                                  float *loss, Py_ssize_t ls) noexcept nogil
@@ -472,18 +474,18 @@ cdef void _split_partial(real *witness, Plan *p, const real *xr, const real *yr,
 
 
 cdef void _split_finish(real *witness, Plan *p, real *gr, const real *yr, Py_ssize_t c,
-                        double a, double b, const double *work, double m, double p_scale,
-                        double y_scale) noexcept nogil:
+                        double a, double b, const double *work, double m, double scale,
+                        double total, double r) noexcept nogil:
     cdef Py_ssize_t k, start, length, chunk = _chunk(witness)
     for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
         start = k * FX_PART
         length = min(<Py_ssize_t>FX_PART, c - start)
         if real is float:
             _active.grad_finish_f32(gr + start, yr + start if yr != NULL else NULL, length, a, b,
-                                    work + start // chunk, m, p_scale, y_scale)
+                                    work + start // chunk, m, scale, total, r)
         else:
             _active.grad_finish_f64(gr + start, yr + start if yr != NULL else NULL, length, a, b,
-                                    work + start // chunk, m, p_scale, y_scale)
+                                    work + start // chunk, m, scale, total, r)
 
 
 cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
@@ -507,7 +509,7 @@ cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *label
         xt = xr[t]
         _split_partial(witness, p, xr, NULL, c, 0.0, 0.0, gr, work, parts, &row)
         if gr != NULL:
-            _split_finish(witness, p, gr, NULL, c, 0.0, 0.0, work, row.m, sc / (1.0 + row.r), 0.0)
+            _split_finish(witness, p, gr, NULL, c, 0.0, 0.0, work, row.m, sc, 1.0, row.r)
             gr[t] = <real>fx_sparse_target_grad(row.m, row.r, xt, sc)
         _store(loss.data + i * loss.row_stride, loss.kind, fx_sparse_loss(row.m, row.r, xt))
 
@@ -790,7 +792,7 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
     """Few long rows: each row's parts run on several threads (dense_row's steps)."""
     cdef Py_ssize_t i, k, start, length, c = x.cols
     cdef fx_partial row
-    cdef double sc, log_s, p_scale, ignored_y, ignored_yx
+    cdef double sc, log_s, ignored_y, ignored_yx
     cdef const real *xr
     cdef const real *yr
     cdef real *gr
@@ -805,7 +807,6 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
         sc = scale[i * scale_step]
         _split_partial(witness, p, xr, yr, c, a, b, stored, work, parts, &row)
         log_s = log1p(row.r)
-        p_scale = sc * row.sy / (1.0 + row.r)
         if gyr != NULL:
             for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
                 start = k * FX_PART
@@ -817,17 +818,17 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
                     _active.dense_sums_part_f64(xr + start, yr + start, length, row.m, a, b, sc * a,
                                                 log_s, gyr + start, &ignored_y, &ignored_yx)
         if stored != NULL:
-            _split_finish(witness, p, gr, yr, c, a, b, work, row.m, p_scale, sc)
+            _split_finish(witness, p, gr, yr, c, a, b, work, row.m, sc, row.sy, row.r)
         elif gr != NULL:
             for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
                 start = k * FX_PART
                 length = min(<Py_ssize_t>FX_PART, c - start)
                 if real is float:
                     _active.dense_grad_part_f32(xr + start, yr + start, length, row.m, a, b,
-                                                p_scale, sc, gr + start)
+                                                sc, row.sy, row.r, gr + start)
                 else:
                     _active.dense_grad_part_f64(xr + start, yr + start, length, row.m, a, b,
-                                                p_scale, sc, gr + start)
+                                                sc, row.sy, row.r, gr + start)
         _store(loss.data + i * loss.row_stride, loss.kind, fx_dense_loss(row.sy, log_s, row.syx))
 
 
@@ -1019,7 +1020,7 @@ cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, d
     cdef int kind = F64 if real is double else F32
     cdef bint x_direct = _direct(x, kind), y_direct = _direct(y, kind)
     cdef bint g_direct = _direct(g, kind)
-    cdef double sy, syx, total_y, total_yx
+    cdef double sy, syx, total_y, total_yx, w, total
     cdef real *xr
     cdef real *yr
     cdef real *gr
@@ -1044,10 +1045,14 @@ cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, d
             sum_yx[i] = total_yx
         else:
             gr = <real *>(g.data + i * g.row_stride) if g_direct else gbuf
+            # the protocol's p_scale = w sum(y') / (1 + r) and y_scale = w, as EXACT_GRAD's
+            # scale = w, total = p_scale / w, r = 0 (the exact form needs r, not given here)
+            w = y_scale[i]
+            total = p_scale[i] / w if w != 0 else 0.0
             if real is float:
-                _active.dense_grad_part_f32(xr, yr, c, m[i], a, b, p_scale[i], y_scale[i], gr)
+                _active.dense_grad_part_f32(xr, yr, c, m[i], a, b, w, total, 0.0, gr)
             else:
-                _active.dense_grad_part_f64(xr, yr, c, m[i], a, b, p_scale[i], y_scale[i], gr)
+                _active.dense_grad_part_f64(xr, yr, c, m[i], a, b, w, total, 0.0, gr)
             if not g_direct:
                 _scatter(g, i, gr)
 

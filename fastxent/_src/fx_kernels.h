@@ -35,8 +35,8 @@ typedef struct fx_partial {
     typedef void (*fx_part_##S)(const T *x, const T *y, ptrdiff_t n, double a, double b,    \
                                 T *g, double *chunk_max, fx_partial *out);                 \
     typedef void (*fx_grad_finish_##S)(T *g, const T *y, ptrdiff_t n, double a, double b,   \
-                                       const double *chunk_max, double m, double p_scale,   \
-                                       double y_scale);                                     \
+                                       const double *chunk_max, double m, double inv,       \
+                                       double total, double r);                             \
     typedef void (*fx_sparse_grad_part_##S)(const T *x, ptrdiff_t n, double m, double inv,  \
                                             T *g);                                          \
     typedef void (*fx_dense_sums_part_##S)(const T *x, const T *y, ptrdiff_t n, double m,   \
@@ -44,8 +44,8 @@ typedef struct fx_partial {
                                            double log_s, T *gy, double *sum_y,              \
                                            double *sum_yx);                                 \
     typedef void (*fx_dense_grad_part_##S)(const T *x, const T *y, ptrdiff_t n, double m,   \
-                                           double a, double b, double p_scale,              \
-                                           double y_scale, T *g);                           \
+                                           double a, double b, double inv, double total,    \
+                                           double r, T *g);                                 \
     typedef void (*fx_sparse_block_##S)(const T *x, ptrdiff_t xs, ptrdiff_t n,              \
                                         const int64_t *t, const double *scale,              \
                                         ptrdiff_t scale_step, T *g, ptrdiff_t gs,           \
@@ -165,6 +165,24 @@ static inline double fx_sparse_loss(double m, double r, double xt)
 static inline double fx_dense_loss(double sy, double log_s, double syx)
 {
     return sy * log_s - syx;
+}
+
+/* The dense gradient's per-row coefficients: scale (total p - y') = scale ((ca e - y') + cb e)
+   with e = exp(x - m), p = e / (1 + r). Where the max dominates (r < 1), ca = total and
+   cb = -total r / (1 + r): the bracket's large part is rounded once and the small correction
+   added in one fused step, so a dominant class with y' = total gives -total r / (1 + r), not
+   0, and labels [0.5, 0.5] give 0.5 - r / (1 + r), not 0.5 (TensorFlow's tests ask for
+   both). Elsewhere ca = total / (1 + r), cb = 0: p first, which keeps its precision when r
+   is large and the first form would cancel. */
+static inline void fx_dense_grad_coefs(double total, double r, double *ca, double *cb)
+{
+    if (r < 1.0) {
+        *ca = total;
+        *cb = -(r / (1.0 + r)) * total;
+    } else {
+        *ca = total / (1.0 + r);
+        *cb = 0.0;
+    }
 }
 
 /* The target entry of the sparse gradient, scale * (p_t - 1). */

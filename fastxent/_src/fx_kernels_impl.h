@@ -156,28 +156,50 @@ static void SFX(part)(const T *x, const T *y, ptrdiff_t n, double a, double b, T
         SFX(part_pass)(x, NULL, n, 0, 0, NULL, NULL, out);
 }
 
-/* The gradient of a part from the exps part() stored in g: g * p_scale * exp(max_chunk - m),
-   minus y_scale * y' with labels. */
+/* The dense gradient scale ((ca e - y') + cb e) of fx_dense_grad_coefs; NY is -y', formed
+   directly from the labels. */
+#define EXACT_GRAD(E, NY, VCA, VCB, VS) VOP(mul)(VOP(fmadd)(VCB, E, VOP(fmadd)(VCA, E, NY)), VS)
+
+/* The gradient of a part from the exps part() stored in g, relative to their chunk's max
+   (EXACT_GRAD); without labels g * scale * total / (1 + r) * exp(max_chunk - m). */
 static void SFX(grad_finish)(T *g, const T *y, ptrdiff_t n, double a, double b,
-                             const double *chunk_max, double m, double p_scale, double y_scale)
+                             const double *chunk_max, double m, double scale, double total,
+                             double r)
 {
-    const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b), vys = VOP(set1)((T)-y_scale);
+    const V vna = VOP(set1)((T)-a), vnb = VOP(set1)((T)-b);
+    const V vs = VOP(set1)((T)scale);
+    const double p_scale = scale * total / (1.0 + r);
+    double ca, cb;
+    V vca, vcb;
+    fx_dense_grad_coefs(total, r, &ca, &cb);
+    vca = VOP(set1)((T)ca);
+    vcb = VOP(set1)((T)cb);
     ptrdiff_t k, j;
     for (k = 0; k < n; k += CHUNK) {
         const ptrdiff_t len = n - k < CHUNK ? n - k : CHUNK, full = len - len % VL;
-        const double factor = chunk_max[k / CHUNK] == m ? p_scale : p_scale * exp(chunk_max[k / CHUNK] - m);
-        const V f = VOP(set1)((T)factor);
+        const double shift = chunk_max[k / CHUNK] == m ? 1.0 : exp(chunk_max[k / CHUNK] - m);
         T *gc = g + k;
         if (y) {
             const T *yc = y + k;
-            for (j = 0; j < full; j += VL)
-                VOP(store)(gc + j, VOP(fmadd)(vys, VOP(fmadd)(va, VOP(load)(yc + j), vb),
-                                              VOP(mul)(VOP(load)(gc + j), f)));
+            const V f = VOP(set1)((T)shift);
+            if (shift == 1.0) {
+                for (j = 0; j < full; j += VL)
+                    VOP(store)(gc + j, EXACT_GRAD(VOP(load)(gc + j),
+                                                  VOP(fmadd)(vna, VOP(load)(yc + j), vnb),
+                                                  vca, vcb, vs));
+            } else {
+                for (j = 0; j < full; j += VL)
+                    VOP(store)(gc + j, EXACT_GRAD(VOP(mul)(VOP(load)(gc + j), f),
+                                                  VOP(fmadd)(vna, VOP(load)(yc + j), vnb),
+                                                  vca, vcb, vs));
+            }
             if (j < len)
                 VOP(store_part)(gc + j, len - j,
-                                VOP(fmadd)(vys, VOP(fmadd)(va, VOP(load_part)(yc + j, len - j, 0), vb),
-                                           VOP(mul)(VOP(load_part)(gc + j, len - j, 0), f)));
+                                EXACT_GRAD(VOP(mul)(VOP(load_part)(gc + j, len - j, 0), f),
+                                           VOP(fmadd)(vna, VOP(load_part)(yc + j, len - j, 0), vnb),
+                                           vca, vcb, vs));
         } else {
+            const V f = VOP(set1)((T)(shift == 1.0 ? p_scale : p_scale * shift));
             for (j = 0; j < full; j += VL)
                 VOP(store)(gc + j, VOP(mul)(VOP(load)(gc + j), f));
             if (j < len)
@@ -238,23 +260,28 @@ static void SFX(dense_sums_part)(const T *x, const T *y, ptrdiff_t n, double m, 
     *sum_yx = total_yx;
 }
 
-/* g = exp(x - m) * p_scale - y_scale * y', given the whole row's m; g may be x. */
+/* The gradient EXACT_GRAD given the whole row's m; g may be x. */
 static void SFX(dense_grad_part)(const T *x, const T *y, ptrdiff_t n, double m, double a,
-                                 double b, double p_scale, double y_scale, T *g)
+                                 double b, double scale, double total, double r, T *g)
 {
-    const V vm = VOP(set1)((T)m), va = VOP(set1)((T)a), vb = VOP(set1)((T)b);
-    const V vps = VOP(set1)((T)p_scale), vys = VOP(set1)((T)-y_scale);
+    const V vm = VOP(set1)((T)m), vna = VOP(set1)((T)-a), vnb = VOP(set1)((T)-b);
+    const V vs = VOP(set1)((T)scale);
     const ptrdiff_t full = n - n % VL;
+    double ca, cb;
+    V vca, vcb;
     ptrdiff_t j;
+    fx_dense_grad_coefs(total, r, &ca, &cb);
+    vca = VOP(set1)((T)ca);
+    vcb = VOP(set1)((T)cb);
     for (j = 0; j < full; j += VL) {
-        const V yj = VOP(fmadd)(va, VOP(load)(y + j), vb);
+        const V ny = VOP(fmadd)(vna, VOP(load)(y + j), vnb);
         const V e = VOP(exp_nonpos)(VOP(sub)(VOP(load)(x + j), vm));
-        VOP(store)(g + j, VOP(fmadd)(vys, yj, VOP(mul)(e, vps)));
+        VOP(store)(g + j, EXACT_GRAD(e, ny, vca, vcb, vs));
     }
     if (j < n) {
-        const V yj = VOP(fmadd)(va, VOP(load_part)(y + j, n - j, 0), vb);
+        const V ny = VOP(fmadd)(vna, VOP(load_part)(y + j, n - j, 0), vnb);
         const V e = VOP(exp_nonpos)(VOP(sub)(VOP(load_part)(x + j, n - j, 0), vm));
-        VOP(store_part)(g + j, n - j, VOP(fmadd)(vys, yj, VOP(mul)(e, vps)));
+        VOP(store_part)(g + j, n - j, EXACT_GRAD(e, ny, vca, vcb, vs));
     }
 }
 
@@ -304,11 +331,10 @@ static FX_ALWAYS_INLINE double SFX(sparse_row_with)(const T *x, ptrdiff_t n, ptr
     if (u)
         loss += fx_dense_loss(row.sy, log1p(row.r), row.syx);
     if (g) {
-        const double p_scale = scale * (c + row.sy) / (1.0 + row.r);
         double target = fx_sparse_target_grad(row.m, row.r, xt, scale * c);
         for (k = 0; k < n; k += FX_PART)
             SFX(grad_finish)(g + k, u ? u + k : NULL, n - k < FX_PART ? n - k : FX_PART, a, b,
-                             work + k / CHUNK, row.m, p_scale, scale);
+                             work + k / CHUNK, row.m, scale, c + row.sy, row.r);
         if (u)
             target += scale * (row.sy * exp(xt - row.m) / (1.0 + row.r) - ((T)a * u[t] + (T)b));
         g[t] = (T)target;
@@ -341,9 +367,9 @@ static double SFX(dense_row)(const T *x, const T *y, ptrdiff_t n, double a, doub
     if (stored)
         for (k = 0; k < n; k += FX_PART)
             SFX(grad_finish)(g + k, y + k, n - k < FX_PART ? n - k : FX_PART, a, b, work + k / CHUNK,
-                             row.m, scale * row.sy / (1.0 + row.r), scale);
+                             row.m, scale, row.sy, row.r);
     else if (g)
-        SFX(dense_grad_part)(x, y, n, row.m, a, b, scale * row.sy / (1.0 + row.r), scale, g);
+        SFX(dense_grad_part)(x, y, n, row.m, a, b, scale, row.sy, row.r, g);
     return fx_dense_loss(row.sy, log_s, row.syx);
 }
 
@@ -541,15 +567,18 @@ static void SFX(dense_block)(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys,
         SFX(store_columns)(gy, gys, n, out);
     }
     if (g) {
-        const V sc = SFX(lanes_of)(scale, scale_step);
-        const V p_scale = VOP(div)(VOP(mul)(sc, sy), VOP(add)(one, r));
-        const V neg_sc = VOP(sub)(zero, sc);
+        /* fx_dense_grad_coefs, lane by lane */
+        const V sc = SFX(lanes_of)(scale, scale_step), one_r = VOP(add)(one, r);
+        const M dominant = VOP(lt)(r, one);
+        const V ca = VOP(select)(dominant, sy, VOP(div)(sy, one_r));
+        const V cb = VOP(keep)(dominant, VOP(mul)(VOP(div)(VOP(sub)(zero, r), one_r), sy));
         for (j = 0; j < n; ++j)
-            cols[j] = VOP(fmadd)(neg_sc, ycols[j], VOP(mul)(e[j], p_scale));
+            cols[j] = EXACT_GRAD(e[j], VOP(sub)(zero, ycols[j]), ca, cb, sc);
         SFX(store_columns)(g, gs, n, cols);
     }
 }
 
 #undef FLUSH
+#undef EXACT_GRAD
 #undef CHUNK_STEP
 #undef LINE
