@@ -14,9 +14,20 @@ from ._errors import InvalidArgumentError
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_bfloat16(dtype):
+    """Whether ``dtype`` is ml_dtypes' bfloat16 (known by name: ml_dtypes is not imported)."""
+    return dtype.name == "bfloat16" and dtype.itemsize == 2
+
+
+def is_float(dtype):
+    """float16, float32, float64 (any byte order) or bfloat16: the dtypes the kernels read."""
+    return (dtype.kind == "f" and dtype.newbyteorder("=") in FLOAT_DTYPES) or is_bfloat16(dtype)
+
+
 def compute_dtype(dtype):
-    """The dtype the kernels compute in: float32 for float16, else the dtype itself."""
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+    """The dtype the kernels compute in: float32 for float16 and bfloat16, else the dtype."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 or is_bfloat16(dtype) else dtype
 
 
 def _native(a):
@@ -29,11 +40,12 @@ def _given(value, name):
 
 
 def logits_array(logits, xp=np, name="logits"):
-    """``logits`` as a native-order float16/32/64 array of rank >= 1."""
+    """``logits`` as a native-order float16/32/64 or bfloat16 array of rank >= 1."""
     _given(logits, name)
     a = xp.asarray(logits)
-    if a.dtype.kind != "f" or a.dtype.newbyteorder("=") not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be float16, float32 or float64, got dtype {a.dtype}")
+    if not is_float(a.dtype):
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got dtype "
+                        f"{a.dtype}")
     if a.ndim == 0:
         raise ValueError(f"{name} must have rank >= 1 (a class axis), got a scalar")
     return _native(a)
@@ -102,9 +114,9 @@ def dense_labels_array(labels, logits_shape, logits_dtype, xp=np, name="labels")
     """
     _given(labels, name)
     a = xp.asarray(labels)
-    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and a.dtype.newbyteorder("=") not in FLOAT_DTYPES):
+    if not (a.dtype.kind in "biu" or is_float(a.dtype)):
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
-    if a.dtype.kind == "f":
+    if is_float(a.dtype):
         a = _native(a)
     else:
         a = a.astype(compute_dtype(logits_dtype))

@@ -111,6 +111,8 @@ cdef extern from "fx_kernels.h" nogil:
 cdef extern from "fx_half.h" nogil:
     float fx_half_to_float(uint16_t h)
     uint16_t fx_float_to_half(float f)
+    float fx_bfloat16_to_float(uint16_t h)
+    uint16_t fx_float_to_bfloat16(float f)
 
 ctypedef fused real:
     float
@@ -120,6 +122,7 @@ cdef enum Kind:
     F16 = 0
     F32 = 1
     F64 = 2
+    BF16 = 3    # ml_dtypes.bfloat16, computed in float32 like float16
 
 cdef enum:
     # Below this many logits a call runs on one thread: starting a team costs more.
@@ -202,6 +205,8 @@ cdef int _kind_of(cnp.ndarray a) except -1:
         return F32
     if char == "d":
         return F64
+    if a.dtype.name == "bfloat16" and a.dtype.itemsize == 2:
+        return BF16
     raise TypeError(f"kernel got an array of dtype {a.dtype}")
 
 
@@ -230,6 +235,9 @@ cdef inline double _load(const char *p, int kind) noexcept nogil:
     if kind == F16:
         memcpy(&h, p, 2)
         return fx_half_to_float(h)
+    if kind == BF16:
+        memcpy(&h, p, 2)
+        return fx_bfloat16_to_float(h)
     if kind == F32:
         memcpy(&f, p, 4)
         return f
@@ -242,6 +250,9 @@ cdef inline void _store(char *p, int kind, double v) noexcept nogil:
     cdef float f
     if kind == F16:
         h = fx_float_to_half(<float>v)
+        memcpy(p, &h, 2)
+    elif kind == BF16:
+        h = fx_float_to_bfloat16(<float>v)
         memcpy(p, &h, 2)
     elif kind == F32:
         f = <float>v

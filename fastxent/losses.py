@@ -33,7 +33,7 @@ def softmax_cross_entropy(
     Parameters
     ----------
     onehot_labels : array_like, real numeric, the shape of ``logits``
-    logits : array_like of float16/32/64, shape ``[batch..., num_classes]``
+    logits : array_like of float16/32/64 or bfloat16, shape ``[batch..., num_classes]``
     weights : scalar or array_like
         A scalar, or the rank of the loss (``logits.ndim - 1``) with each
         dimension 1 or equal to the loss's.
@@ -85,7 +85,7 @@ def sparse_softmax_cross_entropy(
     Parameters
     ----------
     labels : array_like of int, shape ``logits.shape[:-1]`` (or with a trailing 1)
-    logits : array_like of float16/32/64
+    logits : array_like of float16/32/64 or bfloat16
     weights, scope, loss_collection, reduction, return_grad, out, grad_out, n_threads
         As in :func:`softmax_cross_entropy`.
     validate : bool, optional

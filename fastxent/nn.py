@@ -27,8 +27,8 @@ def sparse_softmax_cross_entropy_with_logits(
     ----------
     labels : array_like of int, shape ``[d_0, ..., d_{r-1}]``
         Class indices in ``[0, num_classes)``; any integer dtype.
-    logits : array_like of float16/32/64, shape ``[d_0, ..., d_{r-1}, num_classes]``
-        Unscaled log-probabilities (float16 is computed in float32).
+    logits : array_like of float16/32/64 or bfloat16, shape ``[d_0, ..., d_{r-1}, num_classes]``
+        Unscaled log-probabilities (float16 and bfloat16, from ``ml_dtypes``, are computed in float32).
     name : str, optional
         Accepted for TensorFlow compatibility; unused.
     return_grad : bool, default False
@@ -115,7 +115,7 @@ def softmax_cross_entropy_with_logits(
     labels : array_like, real numeric
         Broadcastable to ``logits``' shape (without changing it); each vector
         along ``axis`` should be a probability distribution (not checked).
-    logits : array_like of float16/32/64
+    logits : array_like of float16/32/64 or bfloat16
         Unscaled log-probabilities, with at least one class along ``axis``
         (ValueError otherwise, as in TensorFlow).
     axis : int, default -1

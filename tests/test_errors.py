@@ -63,7 +63,7 @@ def test_sparse_label_shape_mismatch_names_both_shapes(labels_shape, logits_shap
 def test_non_float_logits_are_type_errors(function, dtype):
     logits = np.zeros((2, 3)).astype(dtype) if dtype != "M8[s]" else np.zeros((2, 3), dtype)
     labels = [0, 1] if function is nn.sparse_softmax_cross_entropy_with_logits else np.eye(3)[:2]
-    with pytest.raises(TypeError, match="logits must be float16, float32 or float64"):
+    with pytest.raises(TypeError, match="logits must be float16, bfloat16, float32 or float64"):
         function(labels=labels, logits=logits)
 
 

@@ -62,4 +62,23 @@ static inline uint16_t fx_float_to_half(float f)
     }
 }
 
+/* bfloat16 (ml_dtypes.bfloat16: the top 16 bits of a binary32) <-> binary32. */
+static inline float fx_bfloat16_to_float(uint16_t h)
+{
+    const uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint16_t fx_float_to_bfloat16(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    if ((bits & 0x7fffffffu) > 0x7f800000u)   /* NaN, made quiet */
+        return (uint16_t)((bits >> 16) | 0x0040u);
+    bits += 0x7fffu + ((bits >> 16) & 1u);    /* round half to even; overflow gives inf */
+    return (uint16_t)(bits >> 16);
+}
+
 #endif /* FX_HALF_H */
