@@ -51,18 +51,42 @@ def logits_array(logits, xp=np, name="logits"):
     return _native(a)
 
 
-def sparse_labels_array(labels, logits_shape, xp=np, name="labels"):
-    """``labels`` as an integer array of exactly ``logits_shape[:-1]``."""
+def batch_shape(logits_shape, axis=-1):
+    """The logits' shape without the class axis."""
+    axis %= len(logits_shape)
+    return tuple(logits_shape[:axis]) + tuple(logits_shape[axis + 1:])
+
+
+def sparse_labels_array(labels, logits_shape, xp=np, name="labels", axis=-1):
+    """``labels`` as an integer array of exactly the logits' shape without ``axis``."""
     _given(labels, name)
     a = xp.asarray(labels)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
-    if a.shape != tuple(logits_shape[:-1]):
+    if a.shape != batch_shape(logits_shape, axis):
+        which = "its last axis" if axis % len(logits_shape) == len(logits_shape) - 1 \
+            else f"axis {axis % len(logits_shape)}"
         raise ValueError(
-            f"{name} must have the shape of logits without its last axis: "
+            f"{name} must have the shape of logits without {which}: "
             f"{name} shape {a.shape}, logits shape {tuple(logits_shape)}"
         )
     return _native(a)
+
+
+def row_mask(where, rows_shape, xp=np, name="where"):
+    """A per-row boolean mask broadcast to ``rows_shape`` (the batch), or None."""
+    if where is None:
+        return None
+    m = xp.asarray(where)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
+    try:
+        return xp.broadcast_to(m, tuple(rows_shape))
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a mask of rows, broadcastable to shape {tuple(rows_shape)} (the "
+            f"logits without the class axis); got shape {m.shape}. A mask of single logits "
+            "is not available yet") from None
 
 
 def int64_rows(labels, xp=np):

@@ -156,44 +156,54 @@ def _zero_grad(xp, grad_out, shape, dtype):
     return grad_out
 
 
-def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, out=None,
-           grad_out=None, n_threads=None, validate=None, ignore_index=None, class_weight=None,
-           label_smoothing=0.0, squeeze=False):
-    """Softmax cross-entropy of integer labels, per row (``reduction=None``: ``nn``'s
-    function) or weighted and reduced (``losses``'). ``squeeze`` drops a trailing 1 from
-    ``labels`` and ``weights``. Returns the loss, and the gradient with ``return_grad``."""
+_MASKED = int(np.iinfo(np.int64).min)   # the label of a row masked by ``where``
+
+
+def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=False,
+           out=None, grad_out=None, n_threads=None, validate=None, ignore_index=None,
+           class_weight=None, label_smoothing=0.0, where=None, squeeze=False):
+    """Softmax cross-entropy of integer labels along the class ``axis``, per row
+    (``reduction=None``: ``nn``'s function) or weighted and reduced (``losses``'). ``squeeze``
+    drops a trailing 1 from ``labels`` and ``weights``; ``where`` masks rows (loss and
+    gradient 0, labels unchecked). Returns the loss, and the gradient with ``return_grad``."""
     backend = (backend_for(labels=labels, logits=logits) if reduction is None
                else backend_for(labels=labels, logits=logits, weights=weights))
     xp = backend.xp
     logits = _checks.logits_array(logits, xp)
+    axis = _checks.normalize_axis(axis, logits.ndim)
     if squeeze:
         labels = squeeze_last(xp, labels, logits.ndim)
         weights = squeeze_last(xp, weights, logits.ndim)
-    labels = _checks.sparse_labels_array(labels, logits.shape, xp)
-    _checks.at_least_one_class(logits.shape)
-    num_classes = logits.shape[-1]
+    labels = _checks.sparse_labels_array(labels, logits.shape, xp, axis=axis)
+    _checks.at_least_one_class(logits.shape, axis)
+    num_classes = logits.shape[axis]
+    batch = labels.shape
+    mask = _checks.row_mask(where, batch, xp)
+    if mask is not None:
+        ignore_index = _MASKED if ignore_index is None else ignore_index
     options = (SparseOptions(ignore_index, class_weight, label_smoothing, num_classes, xp)
                if SparseOptions.given(ignore_index, class_weight, label_smoothing) else None)
     n_threads = _checks.check_n_threads(n_threads)
+    if mask is not None:
+        labels = xp.where(mask, labels, options.ignore_index)
     label_rows = _checks.sparse_label_rows(
         labels, num_classes, backend, validate,
         ignore_index=None if options is None else options.ignore_index)
     weighting = None
     if reduction is not None:
-        batch = logits.shape[:-1]
         weighting = Weighting(
             weights, batch, reduction, xp,
             mass=None if options is None else options.row_mass(label_rows).reshape(batch),
             keep=None if options is None or options.ignore_index is None
             else options.keep(label_rows).reshape(batch))
-    result_shape = labels.shape if weighting is None else weighting.result_shape
+    result_shape = batch if weighting is None else weighting.result_shape
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=result_shape,
         grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
         in_place_of="logits", xp=xp)
     kernel_options = {} if options is None else options.kernel_options()
     if weighting is None:
-        loss, grad, _ = _rows.fused(backend, logits, label_rows, sparse=True,
+        loss, grad, _ = _rows.fused(backend, logits, label_rows, axis=axis, sparse=True,
                                     loss_dtype=logits.dtype, out=out, want_grad=return_grad,
                                     grad_out=grad_out, options=kernel_options,
                                     n_threads=n_threads)
@@ -201,10 +211,10 @@ def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, o
         return (loss, grad) if return_grad else loss
     if weighting.zero:
         grad = _zero_grad(xp, grad_out, logits.shape, logits.dtype) if return_grad else None
-        losses = xp.zeros(logits.shape[:-1])
+        losses = xp.zeros(batch)
     else:
         losses, grad, _ = _rows.fused(
-            backend, logits, label_rows, sparse=True,
+            backend, logits, label_rows, axis=axis, sparse=True,
             loss_dtype=_checks.compute_dtype(logits.dtype), want_grad=return_grad,
             grad_out=grad_out, scale=weighting.row_scale(), options=kernel_options,
             n_threads=n_threads)
@@ -224,11 +234,12 @@ def _sum_to_shape(xp, full, shape):
 
 def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
           return_grad=False, return_labels_grad=False, out=None, grad_out=None, n_threads=None,
-          labels_name="labels", same_shape=False):
+          where=None, labels_name="labels", same_shape=False):
     """Softmax cross-entropy of label distributions along ``axis``, per row
     (``reduction=None``) or weighted and reduced; ``same_shape``: the labels must have
-    the logits' shape exactly (the losses), else they broadcast to it (``nn``).
-    Returns the loss, then the gradients asked for."""
+    the logits' shape exactly (the losses), else they broadcast to it (``nn``); ``where``
+    masks rows (their loss and gradients are 0). Returns the loss, then the gradients asked
+    for."""
     backend = (backend_for(labels=labels, logits=logits) if reduction is None
                else backend_for(labels=labels, logits=logits, weights=weights))
     xp = backend.xp
@@ -248,6 +259,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     num_classes = logits.shape[axis]
     label_coef = (1.0 - eps, eps / num_classes)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
+    mask = _checks.row_mask(where, batch_shape, xp)
     weighting = None if reduction is None else Weighting(weights, batch_shape, reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)
     out, grad_out = _checks.output_arrays(
@@ -266,6 +278,12 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
             want_labels_grad=return_labels_grad,
             scale=None if weighting is None else weighting.row_scale(), label_coef=label_coef,
             n_threads=n_threads)
+    if mask is not None:   # only the masked rows are written again
+        off = ~mask
+        xp.copyto(loss, 0, where=off)
+        for g in (grad, labels_grad):
+            if g is not None:
+                xp.copyto(g, 0, where=xp.expand_dims(off, axis))
     results = [_scalar_if_0d(loss, out) if weighting is None
                else weighting.reduce(loss, logits.dtype, out)]
     if return_grad:

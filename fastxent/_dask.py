@@ -43,6 +43,11 @@ def _as_dask(array, name):
     return array if isinstance(array, da.Array) else da.asarray(array)
 
 
+def _no_where(where):
+    if where is not None:
+        raise NotImplementedError("where= is not available on Dask arrays")
+
+
 def _no_out(out, grad_out):
     if out is not None or grad_out is not None:
         raise TypeError("out= and grad_out= are not supported for Dask arrays: "
@@ -256,17 +261,25 @@ def _weighted_block_loss(loss, w, dtype):
     return (loss.astype(np.float64) * w.reshape(loss.shape)).astype(dtype)
 
 
-def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, out=None,
-           grad_out=None, n_threads=None, validate=None, ignore_index=None, class_weight=None,
-           label_smoothing=0.0, squeeze=False):
-    """As ``fastxent._core.sparse``, lazily (PyTorch's options are not available here)."""
+def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=False,
+           out=None, grad_out=None, n_threads=None, validate=None, ignore_index=None,
+           class_weight=None, label_smoothing=0.0, where=None, squeeze=False):
+    """As ``fastxent._core.sparse``, lazily (PyTorch's options and ``where`` are not
+    available here)."""
     da = _da()
     if SparseOptions.given(ignore_index, class_weight, label_smoothing):
         raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
                                   "available on Dask arrays")
+    _no_where(where)
     _no_out(out, grad_out)
     n_threads = _checks.check_n_threads(n_threads)
     logits = _checks.logits_array(_as_dask(logits, "logits"), da)
+    axis = _checks.normalize_axis(axis, logits.ndim)
+    if axis != logits.ndim - 1:   # the class axis last, lazily; the gradient moves back
+        result = sparse(labels, da.moveaxis(logits, axis, -1), weights=weights,
+                        reduction=reduction, return_grad=return_grad, n_threads=n_threads,
+                        validate=validate, squeeze=squeeze)
+        return (result[0], da.moveaxis(result[1], -1, axis)) if return_grad else result
     labels = _as_dask(labels, "labels")
     if squeeze:
         labels = squeeze_last(da, labels, logits.ndim)
@@ -326,9 +339,10 @@ def _sum_to_shape(full, shape):
 
 def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
           return_grad=False, return_labels_grad=False, out=None, grad_out=None, n_threads=None,
-          labels_name="labels", same_shape=False):
-    """As ``fastxent._core.dense``, lazily."""
+          where=None, labels_name="labels", same_shape=False):
+    """As ``fastxent._core.dense``, lazily (``where`` is not available here)."""
     da = _da()
+    _no_where(where)
     _no_out(out, grad_out)
     n_threads = _checks.check_n_threads(n_threads)
     logits = _checks.logits_array(_as_dask(logits, "logits"), da)

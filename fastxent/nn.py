@@ -18,6 +18,7 @@ __all__ = [
 def sparse_softmax_cross_entropy_with_logits(
     *, labels=None, logits=None, name=None, return_grad=False, out=None, grad_out=None,
     n_threads=None, validate=None, ignore_index=None, class_weight=None, label_smoothing=0.0,
+    axis=-1, where=None,
 ):
     """Softmax cross-entropy of integer class labels.
 
@@ -56,6 +57,13 @@ def sparse_softmax_cross_entropy_with_logits(
         target: ``(1 - eps) * u[t] * (lse - x[t]) + eps / C * sum_j u[j] (lse - x[j])``
         with ``u`` the class weights (1 without). TensorFlow has none of these
         three; they are not available on Dask arrays.
+    axis : int, default -1
+        The class axis of ``logits`` (optax's ``axis``); ``labels`` has the logits' shape
+        without it.
+    where : array_like of bool, optional
+        A mask of rows, broadcastable to ``labels``' shape (optax's ``where`` given per
+        example): a row where it is False gets loss 0 and gradient 0, and its label is not
+        checked. Not on Dask arrays.
 
     Returns
     -------
@@ -83,27 +91,29 @@ def sparse_softmax_cross_entropy_with_logits(
     array([1.3863, 3.4402])
     """
     if (out is None and grad_out is None and n_threads is None and validate is None
-            and ignore_index is None and class_weight is None
-            and type(label_smoothing) is float and label_smoothing == 0.0):
+            and ignore_index is None and class_weight is None and where is None
+            and axis == -1 and type(label_smoothing) is float and label_smoothing == 0.0):
         result = _core.fast_sparse(logits, labels, return_grad, -1, 1.0)
         if result is not None:
             return result
     return frontend_for(labels, logits).sparse(
         labels, logits, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads, validate=validate, ignore_index=ignore_index,
-        class_weight=class_weight, label_smoothing=label_smoothing)
+        class_weight=class_weight, label_smoothing=label_smoothing, axis=axis, where=where)
 
 
-def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads):
+def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads,
+          where=None):
     """Shared body of the v2 and v1 dense functions."""
     return frontend_for(labels, logits).dense(
         labels, logits, axis=axis, return_grad=return_grad,
-        return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads)
+        return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads,
+        where=where)
 
 
 def softmax_cross_entropy_with_logits(
     *, labels=None, logits=None, axis=-1, name=None, return_grad=False,
-    return_labels_grad=False, out=None, grad_out=None, n_threads=None,
+    return_labels_grad=False, out=None, grad_out=None, n_threads=None, where=None,
 ):
     """Softmax cross-entropy of label distributions (``tf.nn.softmax_cross_entropy_with_logits``, v2).
 
@@ -131,6 +141,9 @@ def softmax_cross_entropy_with_logits(
         was broadcast, so it has ``labels``' shape; dtype of ``logits``.
     out, grad_out, n_threads
         As in :func:`sparse_softmax_cross_entropy_with_logits`.
+    where : array_like of bool, optional
+        A mask of rows, broadcastable to the loss's shape: a row where it is False gets
+        loss 0 and zero gradients (optax's ``where`` given per example). Not on Dask arrays.
 
     Returns
     -------
@@ -151,7 +164,7 @@ def softmax_cross_entropy_with_logits(
     """
     return dense(labels, logits, axis, return_grad=return_grad,
                  return_labels_grad=return_labels_grad, out=out, grad_out=grad_out,
-                 n_threads=n_threads)
+                 n_threads=n_threads, where=where)
 
 
 softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits

@@ -219,3 +219,15 @@ def test_a_bad_label_is_reported_at_its_position_in_the_whole_array(scheduler, r
     with pytest.raises(fastxent.InvalidArgumentError,
                        match=rf"value of {CLASSES + 3} .* position \({', '.join(map(str, bad))},?\)"):
         scheduler(loss)
+
+
+def test_sparse_class_axis_anywhere(scheduler, rng):
+    logits = rng.standard_normal((CLASSES, 12, 5)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, (12, 5))
+    want = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=0,
+                                                       return_grad=True)
+    got = nn.sparse_softmax_cross_entropy_with_logits(
+        labels=da.from_array(labels, chunks=(4, 5)),
+        logits=da.from_array(logits, chunks=(CLASSES, 4, 5)), axis=0, return_grad=True)
+    for a, b in zip(scheduler(*got), want):
+        close(a, b)
