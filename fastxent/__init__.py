@@ -6,6 +6,7 @@ same pass over the logits:
 - ``fastxent.nn.sparse_softmax_cross_entropy_with_logits``
 - ``fastxent.nn.softmax_cross_entropy_with_logits`` (``..._v2``)
 - ``fastxent.compat.v1.nn.softmax_cross_entropy_with_logits`` (deprecated, ``dim``)
+- ``fastxent.nn.fused_linear_cross_entropy`` (the logits ``features @ weights`` never whole)
 - ``fastxent.losses.softmax_cross_entropy``, ``sparse_softmax_cross_entropy``,
   ``compute_weighted_loss`` and ``Reduction``
 
@@ -20,6 +21,7 @@ from ._errors import InvalidArgumentError
 from .linear import LinearObjective, linear_cross_entropy, linear_cross_entropy_hessp
 from .losses import Reduction
 from .nn import (
+    fused_linear_cross_entropy,
     softmax_cross_entropy_with_logits,
     softmax_cross_entropy_with_logits_v2,
     sparse_softmax_cross_entropy_with_logits,
@@ -32,6 +34,7 @@ __all__ = [
     "LinearObjective",
     "Reduction",
     "compat",
+    "fused_linear_cross_entropy",
     "linear_cross_entropy",
     "linear_cross_entropy_hessp",
     "losses",

@@ -126,12 +126,14 @@ class _Problem:
             z += self.intercept
         return z
 
-    def loss_and_logits_grad(self, start, stop, z, want_grad):
+    def loss_and_logits_grad(self, start, stop, z, want_grad, row_loss=None):
         """The block's weighted loss sum (float64), with ``z`` overwritten by the
-        gradient of it with respect to the logits when ``want_grad``."""
+        gradient of it with respect to the logits when ``want_grad``; ``row_loss``, when
+        given, receives the block's per-row losses (float64, unweighted)."""
         xp, backend = self.xp, self.backend
         w = self.row_weights(start, stop)
-        row_loss = xp.empty(stop - start, np.float64)
+        if row_loss is None:
+            row_loss = xp.empty(stop - start, np.float64)
         scale = xp.ascontiguousarray(
             xp.broadcast_to(xp.asarray(w, dtype=np.float64), (stop - start,)))
         if self.sparse:
@@ -223,22 +225,7 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
     problem = _Problem(X, coef, labels, intercept, sample_weight, label_smoothing, class_weight,
                        ignore_index, l2_reg, reduction, chunk_rows, n_threads)
     xp = problem.xp
-    want_grad = return_grad or return_grad_X
-    buffer = xp.empty((problem.chunk_rows, problem.num_classes), problem.dtype)
-    total = xp.zeros((), np.float64)
-    grad_coef = xp.zeros(problem.coef.shape, problem.dtype) if return_grad else None
-    grad_intercept = (xp.zeros(problem.num_classes, problem.dtype)
-                      if return_grad and problem.intercept is not None else None)
-    grad_X = xp.empty(problem.X.shape, problem.dtype) if return_grad_X else None
-    for start, stop in problem.blocks():
-        z = problem.logits(start, stop, buffer)
-        total = total + problem.loss_and_logits_grad(start, stop, z, want_grad)
-        if return_grad:
-            grad_coef += problem.X[start:stop].T @ z
-            if grad_intercept is not None:
-                grad_intercept += z.sum(axis=0)
-        if return_grad_X:
-            xp.matmul(z, problem.coef.T, out=grad_X[start:stop])
+    total, grad_coef, grad_intercept, grad_X = _run(problem, return_grad, return_grad_X)
     if problem.l2_reg:
         total = total + 0.5 * problem.l2_reg * xp.sum(problem.coef.astype(np.float64) ** 2)
         if return_grad:
@@ -250,6 +237,44 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
     if return_grad_X:
         result += (grad_X,)
     return result if len(result) > 1 else loss
+
+
+def _run(problem, want_grad_coef, want_grad_X, row_losses=None):
+    """The blocks of one problem: the weighted loss sum (float64), the gradients asked for
+    (of coef, of the intercept when there is one, of X), and into ``row_losses`` (float64,
+    n_samples) each row's loss."""
+    xp = problem.xp
+    want_grad = want_grad_coef or want_grad_X
+    buffer = xp.empty((problem.chunk_rows, problem.num_classes), problem.dtype)
+    total = xp.zeros((), np.float64)
+    grad_coef = xp.zeros(problem.coef.shape, problem.dtype) if want_grad_coef else None
+    grad_intercept = (xp.zeros(problem.num_classes, problem.dtype)
+                      if want_grad_coef and problem.intercept is not None else None)
+    grad_X = xp.empty(problem.X.shape, problem.dtype) if want_grad_X else None
+    for start, stop in problem.blocks():
+        z = problem.logits(start, stop, buffer)
+        total = total + problem.loss_and_logits_grad(
+            start, stop, z, want_grad,
+            None if row_losses is None else row_losses[start:stop])
+        if want_grad_coef:
+            grad_coef += problem.X[start:stop].T @ z
+            if grad_intercept is not None:
+                grad_intercept += z.sum(axis=0)
+        if want_grad_X:
+            xp.matmul(z, problem.coef.T, out=grad_X[start:stop])
+    return total, grad_coef, grad_intercept, grad_X
+
+
+def fused_linear(labels, features, weights, *, return_grad, chunk_rows, n_threads):
+    """Per-row losses of ``features @ weights`` and, with ``return_grad``, the gradients of
+    their sum with respect to ``features`` and ``weights`` (``nn.fused_linear_cross_entropy``)."""
+    problem = _Problem(features, weights, labels, None, None, 0.0, None, None, 0.0, "sum",
+                       chunk_rows, n_threads)
+    xp = problem.xp
+    rows = xp.empty(problem.n, np.float64)
+    _, grad_weights, _, grad_features = _run(problem, return_grad, return_grad, rows)
+    loss = rows.astype(problem.dtype)
+    return (loss, grad_features, grad_weights) if return_grad else loss
 
 
 def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept=None, *, intercept=None,

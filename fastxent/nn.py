@@ -7,8 +7,10 @@ computed in the same pass over the logits.
 
 from . import _core
 from ._frontend import frontend_for
+from .linear import fused_linear
 
 __all__ = [
+    "fused_linear_cross_entropy",
     "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits",
@@ -168,3 +170,48 @@ def softmax_cross_entropy_with_logits(
 
 
 softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits
+
+
+def fused_linear_cross_entropy(*, labels=None, features=None, weights=None, name=None,
+                               return_grad=False, chunk_rows=None, n_threads=None):
+    """Softmax cross-entropy of ``logits = features @ weights`` without the whole logits
+    (TensorFlow's ``tf.nn.fused_linear_cross_entropy``).
+
+    ``loss[i]`` is :func:`softmax_cross_entropy_with_logits` of ``labels[i]`` and
+    ``features[i] @ weights`` for label distributions, or
+    :func:`sparse_softmax_cross_entropy_with_logits` for integer labels; the logits are
+    formed a block of rows at a time (:func:`fastxent.linear_cross_entropy`), so memory
+    beyond the inputs and results is one block.
+
+    Parameters
+    ----------
+    labels : array_like
+        Integer classes, shape ``(n,)``, or label distributions, shape ``(n, num_classes)``.
+    features : array_like, shape ``(n, d)``
+    weights : array_like, shape ``(d, num_classes)``
+        float32 when both ``features`` and ``weights`` are float32, else float64.
+    name : str, optional
+        Accepted for TensorFlow compatibility; unused.
+    return_grad : bool, default False
+        Also return the gradients of ``sum(loss)`` with respect to ``features`` and
+        ``weights``.
+    chunk_rows, n_threads
+        As in :func:`fastxent.linear_cross_entropy`.
+
+    Returns
+    -------
+    loss : ndarray, shape ``(n,)``
+    dfeatures : ndarray, shape ``(n, d)``
+        With ``return_grad``.
+    dweights : ndarray, shape ``(d, num_classes)``
+        With ``return_grad``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> fastxent.nn.fused_linear_cross_entropy(
+    ...     labels=[0, 2], features=np.array([[1.0, 2.0], [0.5, -1.0]]), weights=np.zeros((2, 3)))
+    array([1.09861229, 1.09861229])
+    """
+    return fused_linear(labels, features, weights, return_grad=return_grad,
+                        chunk_rows=chunk_rows, n_threads=n_threads)

@@ -190,3 +190,34 @@ def test_class_weight_needs_integer_labels(rng, problem):
     with pytest.raises(ValueError, match="need integer labels"):
         fastxent.linear_cross_entropy(X, coef, rng.dirichlet(np.ones(C), N),
                                       class_weight=np.ones(C))
+
+
+# --- tf.nn.fused_linear_cross_entropy ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_fused_linear_cross_entropy_is_the_loss_of_the_product(rng, dtype, sparse):
+    features = rng.standard_normal((53, 7)).astype(dtype)
+    weights = rng.standard_normal((7, 11)).astype(dtype)
+    labels = rng.integers(0, 11, 53) if sparse else rng.dirichlet(np.ones(11), 53).astype(dtype)
+    loss, dfeatures, dweights = fastxent.nn.fused_linear_cross_entropy(
+        labels=labels, features=features, weights=weights, return_grad=True, chunk_rows=10)
+    logits = features.astype(np.float64) @ weights.astype(np.float64)
+    if sparse:
+        want_loss, g = reference.sparse(labels, logits)
+    else:
+        want_loss, g, _ = reference.dense(labels, logits)
+    assert loss.dtype == dtype and loss.shape == (53,)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(loss, want_loss, rtol=tol)
+    np.testing.assert_allclose(dfeatures, g @ weights.T, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dweights, features.T @ g, rtol=tol, atol=tol)
+    alone = fastxent.nn.fused_linear_cross_entropy(labels=labels, features=features,
+                                                   weights=weights, chunk_rows=10)
+    np.testing.assert_array_equal(alone, loss)
+
+
+def test_fused_linear_cross_entropy_checks_its_arguments(rng):
+    with pytest.raises(ValueError, match="X must be .n_samples, n_features. and coef"):
+        fastxent.nn.fused_linear_cross_entropy(labels=[0], features=np.zeros((1, 3)),
+                                               weights=np.zeros((2, 4)))
