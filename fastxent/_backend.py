@@ -43,9 +43,10 @@ class Backend(Protocol):
         with PyTorch's options (``fastxent._options``), in one pass per row."""
 
     def dense_rows(self, logits, labels, loss, grad, labels_grad, a, b, scale,
-                   n_threads=None) -> None:
-        """Dense labels ``y' = a * labels + b``: loss ``sum(y') lse - y' . x``, gradient
-        ``scale * (softmax * sum(y') - y')``, labels' gradient ``scale * a * (lse - x)``."""
+                   n_threads=None, *, class_weight=None) -> None:
+        """Dense labels ``y' = a * labels + b`` (times ``class_weight``): loss
+        ``sum(y') lse - y' . x``, gradient ``scale * (softmax * sum(y') - y')``, labels'
+        gradient ``scale * a * (lse - x)`` (times ``class_weight``)."""
 
     def first_invalid_label(self, labels, num_classes) -> int:
         """The index of the first label outside ``[0, num_classes)``, or -1."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _checks, _rows
 from ._backend import backend_for, default_backend
-from ._options import SparseOptions
+from ._options import SparseOptions, class_weight_array
 
 __all__ = ["REDUCTION_CODES", "Reduction", "Weighting", "dense", "fast_sparse", "sparse",
            "weighted"]
@@ -233,13 +233,14 @@ def _sum_to_shape(xp, full, shape):
 
 
 def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
-          return_grad=False, return_labels_grad=False, out=None, grad_out=None, n_threads=None,
-          where=None, labels_name="labels", same_shape=False):
+          class_weight=None, return_grad=False, return_labels_grad=False, out=None,
+          grad_out=None, n_threads=None, where=None, labels_name="labels", same_shape=False):
     """Softmax cross-entropy of label distributions along ``axis``, per row
     (``reduction=None``) or weighted and reduced; ``same_shape``: the labels must have
     the logits' shape exactly (the losses), else they broadcast to it (``nn``); ``where``
-    masks rows (their loss and gradients are 0). Returns the loss, then the gradients asked
-    for."""
+    masks rows (their loss and gradients are 0); ``class_weight`` multiplies the labels
+    class by class (PyTorch's ``weight`` for probability targets). Returns the loss, then the
+    gradients asked for."""
     backend = (backend_for(labels=labels, logits=logits) if reduction is None
                else backend_for(labels=labels, logits=logits, weights=weights))
     xp = backend.xp
@@ -258,6 +259,8 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     eps = _checks.label_smoothing_value(label_smoothing)
     num_classes = logits.shape[axis]
     label_coef = (1.0 - eps, eps / num_classes)
+    kernel_options = ({} if class_weight is None
+                      else {"class_weight": class_weight_array(class_weight, num_classes, xp)})
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
     mask = _checks.row_mask(where, batch_shape, xp)
     weighting = None if reduction is None else Weighting(weights, batch_shape, reduction, xp)
@@ -277,7 +280,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
             out=out if weighting is None else None, want_grad=return_grad, grad_out=grad_out,
             want_labels_grad=return_labels_grad,
             scale=None if weighting is None else weighting.row_scale(), label_coef=label_coef,
-            n_threads=n_threads)
+            options=kernel_options, n_threads=n_threads)
     if mask is not None:   # only the masked rows are written again
         off = ~mask
         xp.copyto(loss, 0, where=off)

@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from ._options import compose_sparse_rows
+from ._options import compose_dense_rows, compose_sparse_rows
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "cuda" / "fastxent_kernels.cu"
 
@@ -261,8 +261,18 @@ def _plain_sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
         g.finish()
 
 
-def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None):
-    """As ``fastxent._cpu.dense_rows``; ``n_threads`` is ignored on the GPU."""
+def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None, *,
+               class_weight=None):
+    """As ``fastxent._cpu.dense_rows``; ``n_threads`` is ignored on the GPU; class weights
+    are composed around the plain kernel (``fastxent._options.compose_dense_rows``)."""
+    if class_weight is not None:
+        compose_dense_rows(_plain_dense_rows, _cupy(), logits, labels, loss, grad, labels_grad,
+                           a, b, scale, n_threads, class_weight)
+    else:
+        _plain_dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale)
+
+
+def _plain_dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None):
     rows, cols = logits.shape
     if rows == 0 or cols == 0:
         return

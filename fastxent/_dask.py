@@ -338,11 +338,14 @@ def _sum_to_shape(full, shape):
 
 
 def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
-          return_grad=False, return_labels_grad=False, out=None, grad_out=None, n_threads=None,
-          where=None, labels_name="labels", same_shape=False):
-    """As ``fastxent._core.dense``, lazily (``where`` is not available here)."""
+          class_weight=None, return_grad=False, return_labels_grad=False, out=None,
+          grad_out=None, n_threads=None, where=None, labels_name="labels", same_shape=False):
+    """As ``fastxent._core.dense``, lazily (``where`` and ``class_weight`` are not available
+    here)."""
     da = _da()
     _no_where(where)
+    if class_weight is not None:
+        raise NotImplementedError("class_weight is not available on Dask arrays")
     _no_out(out, grad_out)
     n_threads = _checks.check_n_threads(n_threads)
     logits = _checks.logits_array(_as_dask(logits, "logits"), da)

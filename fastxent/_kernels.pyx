@@ -379,6 +379,15 @@ cdef struct Options:
 cdef Options _NO_OPTIONS = Options(False, NULL, NULL, 1.0, 0.0, False, 0)
 
 
+cdef inline double _dense_row(real *witness, const real *xr, const real *yr, Py_ssize_t c,
+                              double a, double b, double scale, real *gr, real *gyr,
+                              double *work) noexcept nogil:
+    if real is float:
+        return _active.dense_row_f32(xr, yr, c, a, b, scale, gr, gyr, work)
+    else:
+        return _active.dense_row_f64(xr, yr, c, a, b, scale, gr, gyr, work)
+
+
 cdef inline double _sparse_row(real *witness, const Options *o, const real *xr, Py_ssize_t c,
                                int64_t t, double scale, real *gr, double *work) noexcept nogil:
     """One row of the generalized sparse kernel; the plain row when no option is on."""
@@ -717,8 +726,11 @@ def fast_sparse(object logits, object labels, bint want_grad, int reduction, dou
 cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
                       Strided *grad, Strided *ygrad, double a, double b, const double *scale,
                       Py_ssize_t scale_step, _Scratch scratch, Py_ssize_t first,
-                      int n_threads) noexcept nogil:
-    cdef Py_ssize_t i, c = x.cols
+                      int n_threads, const double *u) noexcept nogil:
+    """Row kernels over rows first.. (class weights u, when not NULL, multiply the labels
+    a y + b, formed in the thread's scratch row: the caller's labels are never written)."""
+    cdef Py_ssize_t i, j, c = x.cols
+    cdef const char *yp
     cdef real *xbuf = NULL
     cdef real *ybuf = NULL
     cdef real *gbuf = NULL
@@ -737,17 +749,25 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
         work = _work_of(scratch, threadid())
         for i in prange(first, x.rows, schedule='static'):
             xr = _row(x, i, p.x_direct, xbuf)
-            yr = _row(y, i, p.y_direct, ybuf)
             gr = NULL
             gyr = NULL
             if grad != NULL:
                 gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
             if ygrad != NULL:
                 gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
-            if real is float:
-                value = _active.dense_row_f32(xr, yr, c, a, b, scale[i * scale_step], gr, gyr, work)
+            if u != NULL:
+                yp = y.data + i * y.row_stride
+                for j in range(c):
+                    ybuf[j] = <real>(u[j] * (a * _load(yp + j * y.col_stride, y.kind) + b))
+                value = _dense_row(witness, xr, ybuf, c, 1.0, 0.0, scale[i * scale_step], gr,
+                                   gyr, work)
+                if gyr != NULL:   # d loss / d y_j = scale a u_j (lse - x_j)
+                    for j in range(c):
+                        gyr[j] = <real>(gyr[j] * (a * u[j]))
             else:
-                value = _active.dense_row_f64(xr, yr, c, a, b, scale[i * scale_step], gr, gyr, work)
+                yr = _row(y, i, p.y_direct, ybuf)
+                value = _dense_row(witness, xr, yr, c, a, b, scale[i * scale_step], gr, gyr,
+                                   work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
                 _scatter(grad, i, gr)
@@ -845,8 +865,9 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
 
 def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.ndarray grad,
                cnp.ndarray labels_grad, double a, double b, const double[::1] scale,
-               n_threads=None):
-    """Per-row dense cross-entropy with labels ``a * labels + b``.
+               n_threads=None, *, const double[::1] class_weight=None):
+    """Per-row dense cross-entropy with labels ``a * labels + b`` (times ``class_weight``,
+    PyTorch's ``weight`` for probability targets, when given).
 
     Parameters
     ----------
@@ -856,9 +877,11 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     grad : ndarray or None, shape (N, C), written with
         ``scale * (p * sum(y') - y')``; may be ``logits`` itself
     labels_grad : ndarray or None, shape (N, C), written with ``scale * a * (lse - x)``
+        (times ``class_weight``)
     a, b : float
     scale : ndarray, float64, shape (N,) or (1,)
     n_threads : int or None
+    class_weight : ndarray, float64, shape (C,), or None
     """
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
@@ -876,7 +899,16 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     if labels_grad is not None:
         gy = _strided(labels_grad)
         gyp = &gy
+    cdef const double *u = NULL
     p = _plan(&x, &y, gp, gyp, n_threads)
+    if class_weight is not None:
+        if class_weight.shape[0] != x.cols:
+            raise ValueError("class_weight must have one entry per class")
+        if x.cols:
+            u = &class_weight[0]
+        p.lanes = 0          # the weighted labels are formed a row at a time
+        p.blocks = 0
+        p.split_threads = 1
     if x.rows == 0 or x.cols == 0:
         return
     item = 8 if p.kind == F64 else 4
@@ -904,10 +936,10 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
         if first < x.rows:
             if p.kind == F64:
                 _dense_rows(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                            scratch, first, p.threads if first == 0 else 1)
+                            scratch, first, p.threads if first == 0 else 1, u)
             else:
                 _dense_rows(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                            scratch, first, p.threads if first == 0 else 1)
+                            scratch, first, p.threads if first == 0 else 1, u)
 
 
 cdef inline Py_ssize_t _scale_step(const double[::1] scale, Py_ssize_t rows) except -1:

@@ -11,7 +11,9 @@ PyTorch's ``cross_entropy``::
 
 Every one of them is a coefficient of the CPU kernels' one pass (the generalized sparse
 row of ``_src/fx_kernels_impl.h``); ``compose_sparse_rows`` builds the same result from a
-backend's plain kernel for a backend without them (the GPU's, today). The "mean" of a
+backend's plain kernel for a backend without them (the GPU's, today). Class weights of
+label distributions (PyTorch's ``weight`` with probability targets) multiply the labels:
+``loss = -sum_j u_j y'_j log p_j``; ``compose_dense_rows`` is their composition. The "mean" of a
 reduction divides by ``sum(weight * a * u[t])``, as PyTorch does.
 
 A leaf module: it imports NumPy and ``_checks`` only, so the core and the backends can
@@ -44,7 +46,7 @@ class SparseOptions:
         self.eps = label_smoothing_value(label_smoothing)
         self.ignore_index = _ignore_index_value(ignore_index)
         self.class_weight = (None if class_weight is None
-                             else _class_weight_array(class_weight, num_classes, xp))
+                             else class_weight_array(class_weight, num_classes, xp))
 
     @staticmethod
     def given(ignore_index, class_weight, label_smoothing):
@@ -86,7 +88,8 @@ class SparseOptions:
         return (1.0 - self.eps) * mass + spread
 
 
-def _class_weight_array(class_weight, num_classes, xp):
+def class_weight_array(class_weight, num_classes, xp=np):
+    """``class_weight`` checked (real, finite, one per class) as contiguous float64."""
     u = xp.asarray(class_weight)
     if u.dtype.kind not in "biuf":
         raise TypeError(f"class_weight must be real numbers, got dtype {u.dtype}")
@@ -151,3 +154,15 @@ def compose_sparse_rows(plain_sparse_rows, xp, logits, labels, loss, grad, scale
         grad[xp.arange(rows), t] += (coef * total).astype(grad.dtype)
     if keep is not None:
         grad[~keep] = 0
+
+
+def compose_dense_rows(plain_dense_rows, xp, logits, labels, loss, grad, labels_grad, a, b,
+                       scale, n_threads, class_weight):
+    """A backend's ``dense_rows`` with class weights, from its plain kernel: the weighted
+    labels ``u * (a * labels + b)`` are formed whole (a temporary the size of the logits,
+    which the CPU's kernel does without), then the plain kernel runs with them."""
+    weighted = (a * labels + b) * class_weight.astype(labels.dtype)
+    plain_dense_rows(logits, weighted.astype(labels.dtype), loss, grad, labels_grad, 1.0, 0.0,
+                     scale, n_threads)
+    if labels_grad is not None:
+        labels_grad *= (a * class_weight).astype(labels_grad.dtype)

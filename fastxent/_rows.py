@@ -95,8 +95,8 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     label_coef : (float, float)
         Dense labels used are ``a * labels + b``.
     options : dict or None
-        Sparse: PyTorch's options, as the backend's ``sparse_rows`` takes them
-        (``fastxent._options.SparseOptions.kernel_options``).
+        Keyword options of the backend's kernel: for sparse labels PyTorch's options
+        (``fastxent._options.SparseOptions.kernel_options``), for dense ones ``class_weight``.
     n_threads : int or None
 
     Returns
@@ -132,7 +132,8 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     else:
         a, b = label_coef
         gy_rows = labels_grad.rows if labels_grad else None
-        backend.dense_rows(x_rows, y_rows, loss.rows, g_rows, gy_rows, a, b, scale, n_threads)
+        backend.dense_rows(x_rows, y_rows, loss.rows, g_rows, gy_rows, a, b, scale, n_threads,
+                           **(options or {}))
     return (
         loss.finish(),
         grad.finish() if grad else None,

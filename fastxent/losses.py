@@ -21,7 +21,7 @@ __all__ = [
 def softmax_cross_entropy(
     onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None, loss_collection=None,
     reduction=Reduction.SUM_BY_NONZERO_WEIGHTS, *, return_grad=False, out=None,
-    grad_out=None, n_threads=None,
+    grad_out=None, n_threads=None, class_weight=None,
 ):
     """Weighted softmax cross-entropy of label distributions over the last axis.
 
@@ -48,6 +48,11 @@ def softmax_cross_entropy(
         For the result: shape ``()``, or the loss's shape for ``Reduction.NONE``.
     grad_out, n_threads
         As in :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`.
+    class_weight : array_like, shape ``(num_classes,)``, optional
+        Per-class weights of the smoothed labels (PyTorch's ``weight`` with probability
+        targets): the row loss is ``-sum_j w_j y'_j log p_j``. The reductions are
+        unchanged, so ``MEAN`` with unit sample weights divides by the number of rows, as
+        PyTorch's mean does for probability targets. Not on Dask arrays.
 
     Returns
     -------
@@ -65,8 +70,9 @@ def softmax_cross_entropy(
     """
     return frontend_for(onehot_labels, logits, weights).dense(
         onehot_labels, logits, weights=weights, reduction=reduction,
-        label_smoothing=label_smoothing, return_grad=return_grad, out=out, grad_out=grad_out,
-        n_threads=n_threads, labels_name="onehot_labels", same_shape=True)
+        label_smoothing=label_smoothing, class_weight=class_weight, return_grad=return_grad,
+        out=out, grad_out=grad_out, n_threads=n_threads, labels_name="onehot_labels",
+        same_shape=True)
 
 
 def sparse_softmax_cross_entropy(

@@ -105,17 +105,18 @@ def sparse_softmax_cross_entropy_with_logits(
 
 
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads,
-          where=None):
+          where=None, class_weight=None, label_smoothing=0.0):
     """Shared body of the v2 and v1 dense functions."""
     return frontend_for(labels, logits).dense(
         labels, logits, axis=axis, return_grad=return_grad,
         return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads,
-        where=where)
+        where=where, class_weight=class_weight, label_smoothing=label_smoothing)
 
 
 def softmax_cross_entropy_with_logits(
     *, labels=None, logits=None, axis=-1, name=None, return_grad=False,
     return_labels_grad=False, out=None, grad_out=None, n_threads=None, where=None,
+    class_weight=None, label_smoothing=0.0,
 ):
     """Softmax cross-entropy of label distributions (``tf.nn.softmax_cross_entropy_with_logits``, v2).
 
@@ -146,6 +147,13 @@ def softmax_cross_entropy_with_logits(
     where : array_like of bool, optional
         A mask of rows, broadcastable to the loss's shape: a row where it is False gets
         loss 0 and zero gradients (optax's ``where`` given per example). Not on Dask arrays.
+    class_weight : array_like, shape ``(num_classes,)``, optional
+        Per-class weights (PyTorch's ``weight`` with probability targets):
+        ``loss = -sum_j w_j y'_j log p_j``, computed in the kernel's one pass. Not on Dask
+        arrays.
+    label_smoothing : float in [0, 1], default 0
+        The labels used are ``(1 - eps) * labels + eps / num_classes`` (PyTorch's and
+        ``losses.softmax_cross_entropy``'s smoothing).
 
     Returns
     -------
@@ -166,7 +174,8 @@ def softmax_cross_entropy_with_logits(
     """
     return dense(labels, logits, axis, return_grad=return_grad,
                  return_labels_grad=return_labels_grad, out=out, grad_out=grad_out,
-                 n_threads=n_threads, where=where)
+                 n_threads=n_threads, where=where, class_weight=class_weight,
+                 label_smoothing=label_smoothing)
 
 
 softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits

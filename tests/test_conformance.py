@@ -19,7 +19,7 @@ import pytest
 
 import reference
 from fastxent import _backend, _cpu, _lse, losses, nn
-from fastxent._options import compose_sparse_rows
+from fastxent._options import compose_dense_rows, compose_sparse_rows
 
 
 def _cuda_or_skip():
@@ -43,8 +43,17 @@ def _composed_cpu():
         compose_sparse_rows(_cpu.sparse_rows, np, logits, labels, loss, grad, scale, n_threads,
                             ignore_index, class_weight, label_smoothing)
 
+    def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None, *,
+                   class_weight=None):
+        if class_weight is None:
+            return _cpu.dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale,
+                                   n_threads)
+        compose_dense_rows(_cpu.dense_rows, np, logits, labels, loss, grad, labels_grad, a, b,
+                           scale, n_threads, class_weight)
+
     namespace = {name: getattr(_cpu, name) for name in _cpu.__all__}
     namespace["sparse_rows"] = sparse_rows
+    namespace["dense_rows"] = dense_rows
     return types.SimpleNamespace(**namespace)
 
 
@@ -138,6 +147,29 @@ def test_dense_rows(backend, rng, dtype, classes):
     reference.assert_grad_close(_host(grad), want_grad * scale[:, None], dtype)
     reference.assert_grad_close(_host(labels_grad), want_labels_grad * scale[:, None], dtype,
                                 scale=10 * np.abs(want_labels_grad).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [3, 40, 5000])
+def test_dense_rows_with_class_weight(backend, rng, dtype, classes):
+    """PyTorch's ``weight`` with probability targets: the labels times the class weights."""
+    rows = 23
+    x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    y = rng.random((rows, classes)).astype(dtype)
+    u = rng.random(classes) + 0.1
+    a, b = 0.8, 0.2 / classes
+    scale = rng.random(rows)
+    loss = backend.xp.empty(rows, dtype)
+    grad = backend.xp.empty((rows, classes), dtype)
+    labels_grad = backend.xp.empty((rows, classes), dtype)
+    backend.dense_rows(_to(backend, x), _to(backend, y), loss, grad, labels_grad, a, b,
+                       _to(backend, scale), None, class_weight=_to(backend, u))
+    weighted = (a * y.astype(np.float64) + b) * u
+    want_loss, want_grad, want_labels_grad = reference.dense(weighted, x)
+    reference.assert_loss_close(_host(loss), want_loss, dtype)
+    reference.assert_grad_close(_host(grad), want_grad * scale[:, None], dtype, scale=classes)
+    reference.assert_grad_close(_host(labels_grad), want_labels_grad * a * u * scale[:, None],
+                                dtype, scale=10 * np.abs(want_labels_grad).max())
 
 
 def test_first_invalid_label(backend):

@@ -80,3 +80,13 @@ def test_pytorch_options_allocate_no_logits_sized_temporary(rng, ignore_index, c
             labels, logits, rng.random(ROWS), reduction=reduction, return_grad=True,
             grad_out=grad, **options)
     assert _peak_bytes(call) < logits.nbytes / 10
+
+
+def test_dense_class_weight_allocates_no_logits_sized_temporary(rng):
+    logits = rng.standard_normal((ROWS, CLASSES)).astype(np.float32)
+    onehot = np.eye(CLASSES, dtype=np.float32)[rng.integers(0, CLASSES, ROWS)]
+    grad = np.empty_like(logits)
+    call = lambda: losses.softmax_cross_entropy(  # noqa: E731
+        onehot, logits, label_smoothing=0.1, class_weight=rng.random(CLASSES),
+        reduction=losses.Reduction.MEAN, return_grad=True, grad_out=grad)
+    assert _peak_bytes(call) < logits.nbytes / 10

@@ -64,3 +64,32 @@ def test_sparse_mean_matches_torch(rng):
     want, want_grad = _torch_loss_and_grad(logits, labels)
     np.testing.assert_allclose(result, want, rtol=1e-6)
     np.testing.assert_allclose(grad, want_grad, atol=1e-8)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_probability_targets_with_class_weights_match_torch(rng, label_smoothing):
+    """``F.cross_entropy(input, probs, weight=w, label_smoothing=eps)``: the loss, its mean
+    over the rows, and the gradients of logits and labels."""
+    x = rng.standard_normal((20, 7))
+    y = rng.dirichlet(np.ones(7), 20)
+    w = rng.random(7) + 0.2
+    logits, labels = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    mean = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(w),
+                                             label_smoothing=label_smoothing)
+    mean.backward()
+    ours, grad = losses.softmax_cross_entropy(y, x, label_smoothing=label_smoothing,
+                                              class_weight=w, reduction=losses.Reduction.MEAN,
+                                              return_grad=True)
+    np.testing.assert_allclose(ours, mean.item(), rtol=1e-12)
+    np.testing.assert_allclose(grad, logits.grad.numpy(), atol=1e-14)
+    per_row = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(y),
+                                                weight=torch.tensor(w), reduction="none",
+                                                label_smoothing=label_smoothing)
+    row_loss, _, labels_grad = nn.softmax_cross_entropy_with_logits(
+        labels=y, logits=x, class_weight=w, label_smoothing=label_smoothing, return_grad=True,
+        return_labels_grad=True)
+    np.testing.assert_allclose(row_loss, per_row.numpy(), rtol=1e-12)
+    labels.grad = None
+    torch.nn.functional.cross_entropy(torch.tensor(x), labels, weight=torch.tensor(w),
+                                      reduction="sum", label_smoothing=label_smoothing).backward()
+    np.testing.assert_allclose(labels_grad, labels.grad.numpy(), atol=1e-13)
