@@ -43,10 +43,11 @@ class Backend(Protocol):
         with PyTorch's options (``fastxent._options``), in one pass per row."""
 
     def dense_rows(self, logits, labels, loss, grad, labels_grad, a, b, scale,
-                   n_threads=None, *, class_weight=None) -> None:
+                   n_threads=None, *, class_weight=None, mask=None) -> None:
         """Dense labels ``y' = a * labels + b`` (times ``class_weight``): loss
         ``sum(y') lse - y' . x``, gradient ``scale * (softmax * sum(y') - y')``, labels'
-        gradient ``scale * a * (lse - x)`` (times ``class_weight``)."""
+        gradient ``scale * a * (lse - x)`` (times ``class_weight``); ``mask`` (bool, the
+        logits' shape) leaves entries out, and a row with none left is 0."""
 
     def first_invalid_label(self, labels, num_classes) -> int:
         """The index of the first label outside ``[0, num_classes)``, or -1."""

@@ -73,6 +73,18 @@ def sparse_labels_array(labels, logits_shape, xp=np, name="labels", axis=-1):
     return _native(a)
 
 
+def entry_mask(where, logits_shape, xp=np, name="where"):
+    """A boolean mask of single logits broadcast to ``logits_shape``."""
+    m = xp.asarray(where)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
+    try:
+        return xp.broadcast_to(m, tuple(logits_shape))
+    except ValueError:
+        raise ValueError(f"{name} of the logits' rank must broadcast to the logits' shape "
+                         f"{tuple(logits_shape)}; got shape {m.shape}") from None
+
+
 def row_mask(where, rows_shape, xp=np, name="where"):
     """A per-row boolean mask broadcast to ``rows_shape`` (the batch), or None."""
     if where is None:
@@ -85,8 +97,8 @@ def row_mask(where, rows_shape, xp=np, name="where"):
     except ValueError:
         raise ValueError(
             f"{name} must be a mask of rows, broadcastable to shape {tuple(rows_shape)} (the "
-            f"logits without the class axis); got shape {m.shape}. A mask of single logits "
-            "is not available yet") from None
+            f"logits without the class axis), or of the logits' rank (label distributions "
+            f"only); got shape {m.shape}") from None
 
 
 def int64_rows(labels, xp=np):

@@ -178,6 +178,10 @@ def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad
     _checks.at_least_one_class(logits.shape, axis)
     num_classes = logits.shape[axis]
     batch = labels.shape
+    if where is not None and xp.ndim(where) == logits.ndim:
+        raise NotImplementedError(
+            "where= of single logits is available for label distributions "
+            "(softmax_cross_entropy_with_logits); for integer labels pass a mask of rows")
     mask = _checks.row_mask(where, batch, xp)
     if mask is not None:
         ignore_index = _MASKED if ignore_index is None else ignore_index
@@ -262,6 +266,10 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     kernel_options = ({} if class_weight is None
                       else {"class_weight": class_weight_array(class_weight, num_classes, xp)})
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
+    entries = None   # optax's where of the logits' rank: a mask of single entries
+    if where is not None and xp.ndim(where) == logits.ndim:
+        entries = _checks.entry_mask(where, logits.shape, xp)
+        where = None
     mask = _checks.row_mask(where, batch_shape, xp)
     weighting = None if reduction is None else Weighting(weights, batch_shape, reduction, xp)
     n_threads = _checks.check_n_threads(n_threads)
@@ -280,7 +288,7 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
             out=out if weighting is None else None, want_grad=return_grad, grad_out=grad_out,
             want_labels_grad=return_labels_grad,
             scale=None if weighting is None else weighting.row_scale(), label_coef=label_coef,
-            options=kernel_options, n_threads=n_threads)
+            options=kernel_options, mask=entries, n_threads=n_threads)
     if mask is not None:   # only the masked rows are written again
         off = ~mask
         xp.copyto(loss, 0, where=off)

@@ -77,10 +77,10 @@ def sparse_rows(logits, labels, loss, grad, scale, n_threads=None, *, ignore_ind
 
 
 def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None, *,
-               class_weight=None):
+               class_weight=None, mask=None):
     """The kernel's ``dense_rows``, in blocks of rows (see ``INTERRUPT_ENTRIES``)."""
-    for x, y, out, g, gy, s in _blocks(logits, labels, loss, grad, labels_grad, scale):
-        _dense_rows(x, y, out, g, gy, a, b, s, n_threads, class_weight=class_weight)
+    for x, y, out, g, gy, s, m in _blocks(logits, labels, loss, grad, labels_grad, scale, mask):
+        _dense_rows(x, y, out, g, gy, a, b, s, n_threads, class_weight=class_weight, mask=m)
 
 __all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",
            "fast_sparse", "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",

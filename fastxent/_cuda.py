@@ -262,12 +262,12 @@ def _plain_sparse_rows(logits, labels, loss, grad, scale, n_threads=None):
 
 
 def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None, *,
-               class_weight=None):
+               class_weight=None, mask=None):
     """As ``fastxent._cpu.dense_rows``; ``n_threads`` is ignored on the GPU; class weights
-    are composed around the plain kernel (``fastxent._options.compose_dense_rows``)."""
-    if class_weight is not None:
+    and masks are composed around the plain kernel (``fastxent._options.compose_dense_rows``)."""
+    if class_weight is not None or mask is not None:
         compose_dense_rows(_plain_dense_rows, _cupy(), logits, labels, loss, grad, labels_grad,
-                           a, b, scale, n_threads, class_weight)
+                           a, b, scale, n_threads, class_weight, mask)
     else:
         _plain_dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale)
 

@@ -723,14 +723,24 @@ def fast_sparse(object logits, object labels, bint want_grad, int reduction, dou
 
 # --- dense labels ---------------------------------------------------------------------------
 
+cdef struct MaskView:
+    const char *data           # bytes of a boolean (N, C) array, or NULL
+    Py_ssize_t row_stride
+    Py_ssize_t col_stride
+
+
 cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
                       Strided *grad, Strided *ygrad, double a, double b, const double *scale,
                       Py_ssize_t scale_step, _Scratch scratch, Py_ssize_t first,
-                      int n_threads, const double *u) noexcept nogil:
-    """Row kernels over rows first.. (class weights u, when not NULL, multiply the labels
-    a y + b, formed in the thread's scratch row: the caller's labels are never written)."""
-    cdef Py_ssize_t i, j, c = x.cols
+                      int n_threads, const double *u, const MaskView *mask) noexcept nogil:
+    """Row kernels over rows first.. The labels a y + b are formed in the thread's scratch
+    row when class weights u multiply them or a mask of entries removes some (a masked
+    logit becomes -inf, its label 0; a row with none left is 0): the caller's arrays are
+    never written."""
+    cdef Py_ssize_t i, j, c = x.cols, kept
     cdef const char *yp
+    cdef const char *xp_
+    cdef const char *mp
     cdef real *xbuf = NULL
     cdef real *ybuf = NULL
     cdef real *gbuf = NULL
@@ -755,7 +765,35 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
                 gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
             if ygrad != NULL:
                 gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
-            if u != NULL:
+            if mask.data != NULL:
+                yp = y.data + i * y.row_stride
+                xp_ = x.data + i * x.row_stride
+                mp = mask.data + i * mask.row_stride
+                kept = 0
+                for j in range(c):
+                    if mp[j * mask.col_stride]:
+                        kept = 1
+                        xbuf[j] = <real>_load(xp_ + j * x.col_stride, x.kind)
+                        ybuf[j] = <real>((u[j] if u != NULL else 1.0)
+                                         * (a * _load(yp + j * y.col_stride, y.kind) + b))
+                    else:
+                        xbuf[j] = -INFINITY
+                        ybuf[j] = 0
+                if kept:
+                    value = _dense_row(witness, xbuf, ybuf, c, 1.0, 0.0, scale[i * scale_step],
+                                       gr, gyr, work)
+                else:
+                    value = 0.0
+                    for j in range(c):
+                        if gr != NULL:
+                            gr[j] = 0
+                        if gyr != NULL:
+                            gyr[j] = 0
+                if gyr != NULL and kept:   # d loss / d y_j = scale a u_j (lse - x_j), 0 masked
+                    for j in range(c):
+                        gyr[j] = <real>(gyr[j] * (a * (u[j] if u != NULL else 1.0))
+                                        if mp[j * mask.col_stride] else 0.0)
+            elif u != NULL:
                 yp = y.data + i * y.row_stride
                 for j in range(c):
                     ybuf[j] = <real>(u[j] * (a * _load(yp + j * y.col_stride, y.kind) + b))
@@ -865,7 +903,7 @@ cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *
 
 def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.ndarray grad,
                cnp.ndarray labels_grad, double a, double b, const double[::1] scale,
-               n_threads=None, *, const double[::1] class_weight=None):
+               n_threads=None, *, const double[::1] class_weight=None, cnp.ndarray mask=None):
     """Per-row dense cross-entropy with labels ``a * labels + b`` (times ``class_weight``,
     PyTorch's ``weight`` for probability targets, when given).
 
@@ -882,6 +920,9 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     scale : ndarray, float64, shape (N,) or (1,)
     n_threads : int or None
     class_weight : ndarray, float64, shape (C,), or None
+    mask : ndarray of bool, shape (N, C), any strides, or None
+        Entries to keep: a masked logit is left out of the normalizer and its label out of
+        the sums; a row with no entry kept has loss 0 and zero gradients.
     """
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
@@ -900,13 +941,20 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
         gy = _strided(labels_grad)
         gyp = &gy
     cdef const double *u = NULL
+    cdef MaskView m = MaskView(NULL, 0, 0)
     p = _plan(&x, &y, gp, gyp, n_threads)
+    if mask is not None:
+        if mask.dtype != np.bool_ or mask.ndim != 2 or mask.shape[0] != x.rows \
+                or mask.shape[1] != x.cols:
+            raise ValueError("mask must be a boolean array of the logits' shape")
+        m = MaskView(cnp.PyArray_BYTES(mask), mask.strides[0], mask.strides[1])
     if class_weight is not None:
         if class_weight.shape[0] != x.cols:
             raise ValueError("class_weight must have one entry per class")
         if x.cols:
             u = &class_weight[0]
-        p.lanes = 0          # the weighted labels are formed a row at a time
+    if class_weight is not None or mask is not None:
+        p.lanes = 0          # the labels (and masked logits) are formed a row at a time
         p.blocks = 0
         p.split_threads = 1
     if x.rows == 0 or x.cols == 0:
@@ -936,10 +984,10 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
         if first < x.rows:
             if p.kind == F64:
                 _dense_rows(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                            scratch, first, p.threads if first == 0 else 1, u)
+                            scratch, first, p.threads if first == 0 else 1, u, &m)
             else:
                 _dense_rows(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                            scratch, first, p.threads if first == 0 else 1, u)
+                            scratch, first, p.threads if first == 0 else 1, u, &m)
 
 
 cdef inline Py_ssize_t _scale_step(const double[::1] scale, Py_ssize_t rows) except -1:

@@ -157,12 +157,28 @@ def compose_sparse_rows(plain_sparse_rows, xp, logits, labels, loss, grad, scale
 
 
 def compose_dense_rows(plain_dense_rows, xp, logits, labels, loss, grad, labels_grad, a, b,
-                       scale, n_threads, class_weight):
-    """A backend's ``dense_rows`` with class weights, from its plain kernel: the weighted
-    labels ``u * (a * labels + b)`` are formed whole (a temporary the size of the logits,
-    which the CPU's kernel does without), then the plain kernel runs with them."""
-    weighted = (a * labels + b) * class_weight.astype(labels.dtype)
+                       scale, n_threads, class_weight=None, mask=None):
+    """A backend's ``dense_rows`` with class weights and a mask of entries, from its plain
+    kernel: the weighted labels ``u * (a * labels + b)`` and the masked logits (-inf where
+    masked, labels 0 there) are formed whole (temporaries the size of the logits, which the
+    CPU's kernel does without), then the plain kernel runs with them; a row with no entry
+    kept is 0."""
+    weighted = a * labels.astype(np.float64) + b
+    if class_weight is not None:
+        weighted = weighted * class_weight
+    if mask is not None:
+        weighted = xp.where(mask, weighted, 0.0)
+        logits = xp.where(mask, logits, -np.inf).astype(logits.dtype)
     plain_dense_rows(logits, weighted.astype(labels.dtype), loss, grad, labels_grad, 1.0, 0.0,
                      scale, n_threads)
     if labels_grad is not None:
-        labels_grad *= (a * class_weight).astype(labels_grad.dtype)
+        labels_grad *= (a * (1.0 if class_weight is None else class_weight)).astype(
+            labels_grad.dtype)
+    if mask is not None:
+        empty = ~xp.any(mask, axis=1)
+        loss[empty] = 0
+        for g in (grad, labels_grad):
+            if g is not None:
+                g[empty] = 0
+        if labels_grad is not None:
+            labels_grad[~mask] = 0

@@ -69,7 +69,7 @@ def _moved_shape(shape, axis):
 
 def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
           want_grad=False, grad_out=None, want_labels_grad=False, scale=None,
-          label_coef=(1.0, 0.0), options=None, n_threads=None):
+          label_coef=(1.0, 0.0), options=None, mask=None, n_threads=None):
     """Loss (and gradients) of every row in one backend call.
 
     Parameters
@@ -97,6 +97,8 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     options : dict or None
         Keyword options of the backend's kernel: for sparse labels PyTorch's options
         (``fastxent._options.SparseOptions.kernel_options``), for dense ones ``class_weight``.
+    mask : ndarray of bool or None
+        Dense: entries to keep, the logits' shape (laid out as rows like the labels).
     n_threads : int or None
 
     Returns
@@ -132,8 +134,11 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
     else:
         a, b = label_coef
         gy_rows = labels_grad.rows if labels_grad else None
+        options = dict(options or {})
+        if mask is not None:
+            options["mask"], _ = _as_rows(xp, mask, axis, rows_shape, copy_ok=True)
         backend.dense_rows(x_rows, y_rows, loss.rows, g_rows, gy_rows, a, b, scale, n_threads,
-                           **(options or {}))
+                           **options)
     return (
         loss.finish(),
         grad.finish() if grad else None,

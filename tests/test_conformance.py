@@ -44,12 +44,12 @@ def _composed_cpu():
                             ignore_index, class_weight, label_smoothing)
 
     def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=None, *,
-                   class_weight=None):
-        if class_weight is None:
+                   class_weight=None, mask=None):
+        if class_weight is None and mask is None:
             return _cpu.dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale,
                                    n_threads)
         compose_dense_rows(_cpu.dense_rows, np, logits, labels, loss, grad, labels_grad, a, b,
-                           scale, n_threads, class_weight)
+                           scale, n_threads, class_weight, mask)
 
     namespace = {name: getattr(_cpu, name) for name in _cpu.__all__}
     namespace["sparse_rows"] = sparse_rows
@@ -170,6 +170,31 @@ def test_dense_rows_with_class_weight(backend, rng, dtype, classes):
     reference.assert_grad_close(_host(grad), want_grad * scale[:, None], dtype, scale=classes)
     reference.assert_grad_close(_host(labels_grad), want_labels_grad * a * u * scale[:, None],
                                 dtype, scale=10 * np.abs(want_labels_grad).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_rows_with_a_mask_of_entries(backend, rng, dtype):
+    rows, classes = 23, 37
+    x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    y = rng.random((rows, classes)).astype(dtype)
+    keep = rng.random((rows, classes)) > 0.3
+    keep[5] = False
+    u = rng.random(classes) + 0.1
+    scale = rng.random(rows)
+    loss = backend.xp.empty(rows, dtype)
+    grad = backend.xp.empty((rows, classes), dtype)
+    labels_grad = backend.xp.empty((rows, classes), dtype)
+    backend.dense_rows(_to(backend, x), _to(backend, y), loss, grad, labels_grad, 1.0, 0.0,
+                       _to(backend, scale), None, class_weight=_to(backend, u),
+                       mask=_to(backend, keep))
+    want_loss, want_grad, want_labels_grad = reference.dense(
+        np.where(keep, y * u, 0.0), np.where(keep, x.astype(np.float64), -np.inf))
+    want_loss[5], want_grad[5] = 0, 0
+    want_labels_grad = np.where(keep, want_labels_grad * u, 0.0)
+    reference.assert_loss_close(_host(loss), want_loss, dtype)
+    reference.assert_grad_close(_host(grad), want_grad * scale[:, None], dtype, scale=3)
+    reference.assert_grad_close(_host(labels_grad), want_labels_grad * scale[:, None], dtype,
+                                scale=10 * np.abs(want_labels_grad).max())
 
 
 def test_first_invalid_label(backend):

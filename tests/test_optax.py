@@ -60,7 +60,38 @@ def test_where_must_be_a_boolean_row_mask(rng):
     with pytest.raises(TypeError, match="where must be a boolean array"):
         nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, where=mask.astype(int))
     with pytest.raises(ValueError, match="where must be a mask of rows"):
-        nn.softmax_cross_entropy_with_logits(labels=x, logits=x, where=np.ones(x.shape, bool))
+        nn.softmax_cross_entropy_with_logits(labels=x, logits=x, where=np.ones(7, bool))
+    with pytest.raises(NotImplementedError, match="where= of single logits"):
+        nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x,
+                                                    where=np.ones(x.shape, bool))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_dense_mask_of_entries(rng, axis):
+    """Masked logits are out of the normalizer and their labels out of the sum; a row with
+    nothing kept is 0 (optax's ``where`` of the logits' shape)."""
+    x = rng.standard_normal((4, 6, 5))
+    y = rng.random(x.shape)
+    keep = rng.random(x.shape) > 0.3
+    index = [slice(None)] * 3
+    index[axis] = slice(None)
+    row = [0, 0, 0]
+    row[axis] = slice(None)
+    keep[tuple(row)] = False                     # one row with nothing kept
+    x[~keep] = np.inf                            # never read
+    loss, grad, labels_grad = nn.softmax_cross_entropy_with_logits(
+        labels=y, logits=x, axis=axis, where=keep, return_grad=True, return_labels_grad=True)
+    xm = np.moveaxis(np.where(keep, x, -np.inf), axis, -1)
+    ym = np.moveaxis(np.where(keep, y, 0.0), axis, -1)
+    km = np.moveaxis(keep, axis, -1)
+    want_loss, want_grad, want_labels_grad = reference.dense(ym, xm)
+    empty = ~km.any(-1)
+    want_loss[empty], want_grad[empty] = 0, 0
+    want_labels_grad = np.where(km, want_labels_grad, 0.0)
+    reference.assert_loss_close(loss, want_loss, np.float64)
+    reference.assert_grad_close(np.moveaxis(grad, axis, -1), want_grad, np.float64)
+    reference.assert_grad_close(np.moveaxis(labels_grad, axis, -1), want_labels_grad, np.float64,
+                                scale=10)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -71,6 +102,7 @@ def test_matches_optax(rng, axis):
     x, t, mask = _case(rng, axis=axis)
     x = x.astype(np.float32)
     y = rng.random(x.shape).astype(np.float32)
+    entries = rng.random(x.shape) > 0.3
     loss, grad = nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, axis=axis,
                                                              where=mask, return_grad=True)
     sparse = lambda z: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
@@ -84,4 +116,11 @@ def test_matches_optax(rng, axis):
         z, jnp.asarray(y), axis=axis, where=jnp.asarray(mask))
     np.testing.assert_allclose(dloss, dense(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dgrad, jax.grad(lambda z: dense(z).sum())(jnp.asarray(x)),
+                               atol=1e-5)
+    eloss, egrad = nn.softmax_cross_entropy_with_logits(labels=y, logits=x, axis=axis,
+                                                        where=entries, return_grad=True)
+    masked = lambda z: optax.softmax_cross_entropy(  # noqa: E731
+        z, jnp.asarray(y), axis=axis, where=jnp.asarray(entries))
+    np.testing.assert_allclose(eloss, masked(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(egrad, jax.grad(lambda z: masked(z).sum())(jnp.asarray(x)),
                                atol=1e-5)
