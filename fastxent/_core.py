@@ -245,6 +245,12 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     masks rows (their loss and gradients are 0); ``class_weight`` multiplies the labels
     class by class (PyTorch's ``weight`` for probability targets). Returns the loss, then the
     gradients asked for."""
+    if isinstance(axis, tuple):
+        return _dense_over_axes(
+            labels, logits, axis, weights=weights, reduction=reduction,
+            label_smoothing=label_smoothing, class_weight=class_weight, return_grad=return_grad,
+            return_labels_grad=return_labels_grad, out=out, grad_out=grad_out,
+            n_threads=n_threads, where=where, labels_name=labels_name, same_shape=same_shape)
     backend = (backend_for(labels=labels, logits=logits) if reduction is None
                else backend_for(labels=labels, logits=logits, weights=weights))
     xp = backend.xp
@@ -302,6 +308,54 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
     if return_labels_grad:
         results.append(_sum_to_shape(xp, labels_grad, labels_shape))
     return tuple(results) if len(results) > 1 else results[0]
+
+
+def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, grad_out, where,
+                     labels_name, **rest):
+    """``dense`` over a tuple of class axes (optax's ``axis=(...)``): the classes are those
+    axes' entries, in order. The axes are moved last and flattened into one (a copy unless
+    they already are last and contiguous), and the gradients are laid back."""
+    xp = backend_for(labels=labels, logits=logits).xp
+    logits = _checks.logits_array(logits, xp)
+    axes = tuple(_checks.normalize_axis(a, logits.ndim) for a in axes)
+    if not axes or len(set(axes)) != len(axes):
+        raise ValueError(f"axis must be distinct axes of logits, got {axes}")
+    _checks._given(labels, labels_name)
+    y = xp.asarray(labels)
+    labels_shape = y.shape
+    try:
+        y = xp.broadcast_to(y, logits.shape)
+    except ValueError:
+        raise ValueError(f"{labels_name} shape {labels_shape} does not broadcast to logits "
+                         f"shape {logits.shape}") from None
+    order = [k for k in range(logits.ndim) if k not in axes] + list(axes)
+    moved = tuple(logits.shape[k] for k in order)
+    flat = moved[:logits.ndim - len(axes)] + (math.prod(moved[logits.ndim - len(axes):]),)
+
+    def flatten(a):
+        return xp.reshape(xp.transpose(a, order), flat)
+
+    def unflatten(a):
+        return xp.transpose(xp.reshape(a, moved), tuple(int(k) for k in np.argsort(order)))
+
+    if where is not None and xp.ndim(where) == logits.ndim:
+        where = flatten(_checks.entry_mask(where, logits.shape, xp))
+    results = dense(flatten(y), flatten(logits), axis=-1, return_grad=return_grad,
+                    return_labels_grad=return_labels_grad, where=where,
+                    labels_name=labels_name, **rest)
+    if not (return_grad or return_labels_grad):
+        return results
+    results = list(results)
+    if return_grad:
+        results[1] = unflatten(results[1])
+        if grad_out is not None:
+            _checks.output_array(grad_out, "grad_out", logits.shape, logits.dtype,
+                                 {"labels": y}, in_place_of="logits", xp=xp)
+            xp.copyto(grad_out, results[1])
+            results[1] = grad_out
+    if return_labels_grad:
+        results[-1] = _sum_to_shape(xp, unflatten(results[-1]), labels_shape)
+    return tuple(results)
 
 
 def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_out=None,

@@ -131,8 +131,9 @@ def softmax_cross_entropy_with_logits(
     logits : array_like of float16/32/64 or bfloat16
         Unscaled log-probabilities, with at least one class along ``axis``
         (ValueError otherwise, as in TensorFlow).
-    axis : int, default -1
-        The class axis; any valid axis, negative allowed.
+    axis : int or tuple of ints, default -1
+        The class axis; any valid axis, negative allowed. A tuple (optax's) makes the
+        entries of those axes the classes.
     name : str, optional
         Accepted for TensorFlow compatibility; unused.
     return_grad : bool, default False

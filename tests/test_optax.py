@@ -124,3 +124,36 @@ def test_matches_optax(rng, axis):
     np.testing.assert_allclose(eloss, masked(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(egrad, jax.grad(lambda z: masked(z).sum())(jnp.asarray(x)),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("axes", [(1, 3), (3, 1), (0, 2, 3), (2,)])
+def test_dense_over_a_tuple_of_axes(rng, axes):
+    """optax's ``axis=(...)``: the classes are those axes' entries; the gradients keep the
+    logits' layout and the labels' gradient the labels' shape."""
+    x = rng.standard_normal((3, 4, 5, 6))
+    y = rng.random((1, 4, 5, 6))                      # broadcast along the first axis
+    loss, grad, labels_grad = nn.softmax_cross_entropy_with_logits(
+        labels=y, logits=x, axis=axes, return_grad=True, return_labels_grad=True)
+    rest = [k for k in range(4) if k not in axes]
+    order = rest + list(axes)
+    xm = np.transpose(x, order).reshape(tuple(x.shape[k] for k in rest) + (-1,))
+    ym = np.transpose(np.broadcast_to(y, x.shape), order).reshape(xm.shape)
+    want_loss, want_grad, want_labels_grad = reference.dense(ym, xm)
+    back = np.argsort(order)
+    moved = tuple(x.shape[k] for k in order)
+    reference.assert_loss_close(loss, want_loss, np.float64)
+    reference.assert_grad_close(grad, np.transpose(want_grad.reshape(moved), back), np.float64)
+    assert labels_grad.shape == y.shape
+    reference.assert_grad_close(
+        labels_grad, np.transpose(want_labels_grad.reshape(moved), back).sum(0, keepdims=True),
+        np.float64, scale=100)
+    out = np.empty_like(x)
+    nn.softmax_cross_entropy_with_logits(labels=y, logits=x, axis=axes, return_grad=True,
+                                         grad_out=out)
+    np.testing.assert_array_equal(out, grad)
+
+
+def test_a_tuple_of_axes_must_not_repeat(rng):
+    x = rng.standard_normal((3, 4))
+    with pytest.raises(ValueError, match="distinct axes"):
+        nn.softmax_cross_entropy_with_logits(labels=x, logits=x, axis=(1, -1))
