@@ -90,3 +90,13 @@ def test_dense_class_weight_allocates_no_logits_sized_temporary(rng):
         onehot, logits, label_smoothing=0.1, class_weight=rng.random(CLASSES),
         reduction=losses.Reduction.MEAN, return_grad=True, grad_out=grad)
     assert _peak_bytes(call) < logits.nbytes / 10
+
+
+def test_dense_mask_of_entries_allocates_no_logits_sized_temporary(rng):
+    logits = rng.standard_normal((ROWS, CLASSES)).astype(np.float32)
+    labels = rng.random((ROWS, CLASSES)).astype(np.float32)
+    keep = rng.random((ROWS, CLASSES)) > 0.2
+    grad = np.empty_like(logits)
+    call = lambda: nn.softmax_cross_entropy_with_logits(  # noqa: E731
+        labels=labels, logits=logits, where=keep, return_grad=True, grad_out=grad)
+    assert _peak_bytes(call) < logits.nbytes / 10
