@@ -8,7 +8,7 @@ one module with these primitives and one line in ``REGISTRY`` (docs/ADDING_A_BAC
 
 import importlib
 from types import ModuleType
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["REGISTRY", "Backend", "backend_for", "chunk_backend", "is_lazy"]
 
@@ -125,8 +125,3 @@ def chunk_backend(chunk) -> Backend:
     """The backend of one computed chunk of a lazy array."""
     library = _library(chunk)
     return _load(library if library in REGISTRY else _DEFAULT)
-
-
-def namespace_of(array) -> Optional[ModuleType]:
-    """The array namespace of a computed chunk."""
-    return chunk_backend(array).xp

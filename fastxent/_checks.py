@@ -73,32 +73,30 @@ def sparse_labels_array(labels, logits_shape, xp=np, name="labels", axis=-1):
     return _native(a)
 
 
-def entry_mask(where, logits_shape, xp=np, name="where"):
-    """A boolean mask of single logits broadcast to ``logits_shape``."""
+def _bool_mask(where, shape, xp, name, what):
     m = xp.asarray(where)
     if m.dtype != np.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
     try:
-        return xp.broadcast_to(m, tuple(logits_shape))
+        return xp.broadcast_to(m, tuple(shape))
     except ValueError:
-        raise ValueError(f"{name} of the logits' rank must broadcast to the logits' shape "
-                         f"{tuple(logits_shape)}; got shape {m.shape}") from None
+        raise ValueError(f"{name} must be {what}; got shape {m.shape}") from None
+
+
+def entry_mask(where, logits_shape, xp=np, name="where"):
+    """A boolean mask of single logits broadcast to ``logits_shape``."""
+    return _bool_mask(where, logits_shape, xp, name,
+                      f"of the logits' rank, broadcastable to their shape {tuple(logits_shape)}")
 
 
 def row_mask(where, rows_shape, xp=np, name="where"):
     """A per-row boolean mask broadcast to ``rows_shape`` (the batch), or None."""
     if where is None:
         return None
-    m = xp.asarray(where)
-    if m.dtype != np.bool_:
-        raise TypeError(f"{name} must be a boolean array, got dtype {m.dtype}")
-    try:
-        return xp.broadcast_to(m, tuple(rows_shape))
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a mask of rows, broadcastable to shape {tuple(rows_shape)} (the "
-            f"logits without the class axis), or of the logits' rank (label distributions "
-            f"only); got shape {m.shape}") from None
+    return _bool_mask(where, rows_shape, xp, name,
+                      f"a mask of rows, broadcastable to shape {tuple(rows_shape)} (the logits "
+                      f"without the class axis), or of the logits' rank (label distributions "
+                      f"only)")
 
 
 def int64_rows(labels, xp=np):

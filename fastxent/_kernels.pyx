@@ -765,22 +765,26 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
                 gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
             if ygrad != NULL:
                 gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
-            if mask.data != NULL:
+            if u != NULL or mask.data != NULL:
+                # the labels u (a y + b), and with a mask the kept logits, in scratch rows
                 yp = y.data + i * y.row_stride
-                xp_ = x.data + i * x.row_stride
-                mp = mask.data + i * mask.row_stride
+                mp = mask.data + i * mask.row_stride if mask.data != NULL else NULL
+                if mp != NULL:
+                    xp_ = x.data + i * x.row_stride
+                    xr = xbuf
                 kept = 0
                 for j in range(c):
-                    if mp[j * mask.col_stride]:
-                        kept = 1
-                        xbuf[j] = <real>_load(xp_ + j * x.col_stride, x.kind)
-                        ybuf[j] = <real>((u[j] if u != NULL else 1.0)
-                                         * (a * _load(yp + j * y.col_stride, y.kind) + b))
-                    else:
+                    if mp != NULL and not mp[j * mask.col_stride]:
                         xbuf[j] = -INFINITY
                         ybuf[j] = 0
+                        continue
+                    kept = 1
+                    if mp != NULL:
+                        xbuf[j] = <real>_load(xp_ + j * x.col_stride, x.kind)
+                    ybuf[j] = <real>((u[j] if u != NULL else 1.0)
+                                     * (a * _load(yp + j * y.col_stride, y.kind) + b))
                 if kept:
-                    value = _dense_row(witness, xbuf, ybuf, c, 1.0, 0.0, scale[i * scale_step],
+                    value = _dense_row(witness, xr, ybuf, c, 1.0, 0.0, scale[i * scale_step],
                                        gr, gyr, work)
                 else:
                     value = 0.0
@@ -792,16 +796,7 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
                 if gyr != NULL and kept:   # d loss / d y_j = scale a u_j (lse - x_j), 0 masked
                     for j in range(c):
                         gyr[j] = <real>(gyr[j] * (a * (u[j] if u != NULL else 1.0))
-                                        if mp[j * mask.col_stride] else 0.0)
-            elif u != NULL:
-                yp = y.data + i * y.row_stride
-                for j in range(c):
-                    ybuf[j] = <real>(u[j] * (a * _load(yp + j * y.col_stride, y.kind) + b))
-                value = _dense_row(witness, xr, ybuf, c, 1.0, 0.0, scale[i * scale_step], gr,
-                                   gyr, work)
-                if gyr != NULL:   # d loss / d y_j = scale a u_j (lse - x_j)
-                    for j in range(c):
-                        gyr[j] = <real>(gyr[j] * (a * u[j]))
+                                        if mp == NULL or mp[j * mask.col_stride] else 0.0)
             else:
                 yr = _row(y, i, p.y_direct, ybuf)
                 value = _dense_row(witness, xr, yr, c, a, b, scale[i * scale_step], gr, gyr,

@@ -27,6 +27,15 @@ except ImportError as error:  # pragma: no cover - a setup mistake, said plainly
 DTYPES = [np.float16, np.float32, np.float64]
 
 
+@pytest.fixture(params=_kernels.paths())
+def path(request):
+    """Each kernel path this CPU runs, switched in-process (``_kernels.set_path``)."""
+    previous = _kernels.path()
+    _kernels.set_path(request.param)
+    yield request.param
+    _kernels.set_path(previous)
+
+
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)

@@ -12,14 +12,6 @@ EXP_ULP_BOUND = {np.float32: 2.5, np.float64: 1.5}
 LOG1P_ULP_BOUND = {np.float32: 1.5, np.float64: 1.5}
 
 
-@pytest.fixture(params=_kernels.paths())
-def path(request):
-    previous = _kernels.path()
-    _kernels.set_path(request.param)
-    yield request.param
-    _kernels.set_path(previous)
-
-
 def _ulps(got, want, dtype):
     """|got - want| in units of the spacing of want rounded to dtype (the smallest
     subnormal for results that are subnormal)."""

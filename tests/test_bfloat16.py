@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 
 import reference
-from fastxent import _kernels, losses, nn
+from fastxent import losses, nn
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
 TOL = 2.0 ** -7   # one bfloat16 rounding (8 significant bits)
-
-
-@pytest.fixture(params=_kernels.paths())
-def path(request):
-    before = _kernels.path()
-    _kernels.set_path(request.param)
-    yield request.param
-    _kernels.set_path(before)
 
 
 def _case(rng, shape=(37, 11)):

@@ -18,14 +18,6 @@ PATHS = _kernels.paths()
 CHUNK = {np.float32: 2048, np.float64: 1024}
 
 
-@pytest.fixture(params=PATHS)
-def path(request):
-    previous = _kernels.path()
-    _kernels.set_path(request.param)
-    yield request.param
-    _kernels.set_path(previous)
-
-
 # Shapes chosen to hit the block kernels (rows in lanes: C <= 4 * lanes with at
 # least a block of rows), their remainder rows, one or more column tiles, and rows
 # longer than one chunk.
