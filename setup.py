@@ -105,7 +105,7 @@ kernels = Extension(
     "fastxent._kernels",
     sources=["fastxent/_kernels.pyx", f"{SRC}/fx_dispatch.c"],
     include_dirs=[np.get_include(), SRC],
-    depends=HEADERS + [KERNEL_SOURCE],
+    depends=HEADERS + [KERNEL_SOURCE, "fastxent/_linear_kernels.pxi"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=OPTIMIZE + openmp,
     extra_link_args=openmp,

@@ -1235,3 +1235,4 @@ def build_info():
     """What this build of the kernels has: the paths, the one in use, OpenMP and threads."""
     return {"path": path(), "paths": paths(), "openmp": bool(fx_have_openmp()),
             "max_threads": fx_max_threads()}
+include "_linear_kernels.pxi"
