@@ -43,10 +43,30 @@ def can_limit():
 
 @contextlib.contextmanager
 def threads(count):
-    """BLAS's threads set to ``count`` for the block, as threadpoolctl sets them."""
+    """BLAS's threads set to ``count`` for the block, and set back after it.
+
+    A library already at ``count`` is left alone: setting OpenBLAS's count back up wakes
+    its pool, whose threads then spin against the kernel's threads for a while, so a loop
+    of calls (an optimizer's) should hold the count around the whole loop
+    (``LinearObjective.threads_held``) rather than have each call set and reset it.
+    """
     controller = _controller()
-    if controller is None:
+    changed = []
+    _state.setdefault("held", []).append(count)
+    try:
+        for library in (controller.lib_controllers if controller is not None else ()):
+            before = library.get_num_threads()
+            if before != count:
+                library.set_num_threads(count)
+                changed.append((library, before))
         yield
-        return
-    with controller.limit(limits=count):
-        yield
+    finally:
+        _state["held"].pop()
+        for library, before in reversed(changed):
+            library.set_num_threads(before)
+
+
+def held():
+    """The count an enclosing ``threads`` block holds BLAS at, or None."""
+    stack = _state.get("held")
+    return stack[-1] if stack else None

@@ -11,6 +11,8 @@ threads instead. Without SciPy (whose BLAS the pass calls) or on CuPy arrays, a 
 does the same blocks.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import _blas, _checks
@@ -23,6 +25,7 @@ _BLOCK_ENTRIES = 1 << 21  # and 2**21 logits
 _SLOT_BYTES = 1 << 24     # the runs' coef gradients together, at most
 _MAX_SLOTS = 64
 _INT32_MAX = 2**31 - 1    # SciPy's BLAS takes 32-bit sizes
+_SMALL_WORK = 1 << 21     # n * d * c below this: one thread unless BLAS is held (~0.2 ms)
 
 
 def is_scipy_sparse(X):
@@ -183,14 +186,26 @@ class Data:
                 self.xp.broadcast_to(self._curvature, (self.n,)), dtype=np.float64)
         return self._curvature
 
-    def threads(self):
-        """(kernel threads, BLAS threads) of one compiled pass."""
+    def threads(self, held=None):
+        """(kernel threads, BLAS threads or None to leave BLAS as it is) of one compiled
+        pass; ``held``: the count an enclosing block holds BLAS at (``_blas.held()``)."""
         from ._kernels import default_threads
 
         wanted = self.n_threads or default_threads()
-        if self.n_slots == 1 or not _blas.can_limit():
-            return 1, wanted
+        if self.n_slots == 1:
+            return 1, wanted                 # the coefficients are large: BLAS's threads
+        work = self.n * self.n_features * self.num_classes
+        if wanted == 1 or not _blas.can_limit() or (work < _SMALL_WORK and held != 1):
+            # Small calls keep off BLAS's settings: setting its count back up after each
+            # call wakes its pool, which then spins against the next call's threads.
+            return 1, None
         return min(wanted, self.n_slots), 1
+
+    def threads_held(self):
+        """BLAS's threads held at what each compiled pass of this data sets them to."""
+        if not self.compiled:
+            return contextlib.nullcontext()
+        return _blas.threads(self.threads(held=1)[1] or 1)
 
     def run(self, coef, intercept, want_grad_coef, want_grad_X, row_losses=None, hessp=None):
         """One pass: the weighted loss sum, the gradients asked for (of coef, of the
@@ -225,8 +240,8 @@ class Data:
             indptr, indices, x = self.csr
         a, b = (1.0, 0.0) if self.sparse else self.label_coef
         options = self.options.kernel_options() if self.sparse else {}
-        kernel_threads, blas_threads = self.threads()
-        with _blas.threads(blas_threads):
+        kernel_threads, blas_threads = self.threads(_blas.held())
+        with (contextlib.nullcontext() if blas_threads is None else _blas.threads(blas_threads)):
             linear_pass(
                 x, indptr, indices, coef, intercept, self.labels, a, b, self.scale(), curvature,
                 v_coef, v_intercept if intercept is not None else None, slot_coef,

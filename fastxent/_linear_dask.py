@@ -10,6 +10,7 @@ its worker, and X is never gathered. Each task runs on one thread unless ``n_thr
 says otherwise (Dask runs the blocks in parallel).
 """
 
+import contextlib
 import operator
 
 import numpy as np
@@ -83,6 +84,9 @@ class DaskData:
                 raise ValueError(f"intercept must have shape ({self.num_classes},), got "
                                  f"{intercept.shape}")
         return coef, intercept
+
+    def threads_held(self):
+        return contextlib.nullcontext()   # the blocks run on the workers
 
     def _blocks(self):
         xs = self.X.to_delayed().ravel()

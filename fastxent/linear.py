@@ -186,6 +186,15 @@ class LinearObjective:
         self.fit_intercept = fit_intercept
         self.size = self.n_features * self.n_classes + (self.n_classes if fit_intercept else 0)
 
+    def threads_held(self):
+        """A context that holds BLAS's thread count where every call of this objective
+        wants it, for a loop of calls (an optimizer's): each call then leaves BLAS alone.
+
+        >>> with objective.threads_held():                      # doctest: +SKIP
+        ...     scipy.optimize.minimize(objective, x0, jac=True)
+        """
+        return self._data.threads_held()
+
     def unpack(self, w):
         """``(coef, intercept)`` of a flat vector (intercept None without fit_intercept)."""
         w = np.asarray(w, dtype=np.float64)
