@@ -221,3 +221,141 @@ def test_fused_linear_cross_entropy_checks_its_arguments(rng):
     with pytest.raises(ValueError, match="X must be .n_samples, n_features. and coef"):
         fastxent.nn.fused_linear_cross_entropy(labels=[0], features=np.zeros((1, 3)),
                                                weights=np.zeros((2, 4)))
+
+
+# --- the compiled pass: threads, layouts, sparse X ---------------------------------------------
+
+def _many_blocks(rng, n=3000, d=9, c=7, dtype=np.float64):
+    X = rng.standard_normal((n, d)).astype(dtype)
+    coef = (rng.standard_normal((d, c)) * 0.5).astype(dtype)
+    return X, coef, rng.standard_normal(c).astype(dtype), rng.integers(0, c, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["sparse", "dense", "options"])
+def test_any_thread_count_gives_the_same_bits(rng, dtype, kind):
+    X, coef, intercept, labels = _many_blocks(rng, dtype=dtype)
+    options = {"sample_weight": rng.random(len(X)), "chunk_rows": 37}
+    if kind == "dense":
+        labels = rng.dirichlet(np.ones(coef.shape[1]), len(X)).astype(dtype)
+    if kind == "options":
+        options.update(label_smoothing=0.1, class_weight=rng.random(coef.shape[1]) + 0.5,
+                       ignore_index=2)
+    results = []
+    for n_threads in (1, 2, 3, None):
+        result = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                               return_grad_X=True, n_threads=n_threads, **options)
+        result += fastxent.linear_cross_entropy_hessp(X, coef, labels, coef, intercept,
+                                                      intercept=intercept, n_threads=n_threads,
+                                                      **options)
+        results.append(result)
+    for other in results[1:]:
+        for got, want in zip(other, results[0]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_the_compiled_pass_matches_the_numpy_loop(rng, monkeypatch):
+    X, coef, intercept, labels = _many_blocks(rng)
+    weights = rng.random(len(X))
+    v = rng.standard_normal(coef.shape)
+
+    def both():
+        return (fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                              sample_weight=weights, return_grad_X=True,
+                                              label_smoothing=0.05)
+                + fastxent.linear_cross_entropy_hessp(X, coef, labels, v, intercept,
+                                                      intercept=intercept, sample_weight=weights))
+
+    compiled = both()
+    monkeypatch.setattr(fastxent._blas, "bound", lambda: False)
+    loop = both()
+    for got, want in zip(compiled, loop):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_one_run_when_the_coefficients_are_large(rng, monkeypatch):
+    """Too large a coef for one gradient per run: one run, BLAS's threads; same answer."""
+    from fastxent import _linear_core
+
+    X, coef, intercept, labels = _many_blocks(rng)
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
+    monkeypatch.setattr(_linear_core, "_SLOT_BYTES", 1)
+    data, _ = _linear_core.problem(X, coef, labels, intercept, None, chunk_rows=50)
+    assert data.n_slots == 1 and data.threads() == (1, data.threads()[1])
+    got = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided rows", "strided columns", "integers"])
+def test_any_layout_of_X(rng, layout):
+    X, coef, intercept, labels = _many_blocks(rng, n=500)
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                         return_grad_X=True)
+    if layout == "integers":
+        X = np.round(X * 3)
+        want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                             return_grad_X=True)
+        X = X.astype(np.int32)
+    given = {"C": X, "F": np.asfortranarray(X),
+             "strided rows": np.repeat(X, 2, axis=0)[::2],
+             "strided columns": np.repeat(X, 2, axis=1)[:, ::2], "integers": X}[layout]
+    got = fastxent.linear_cross_entropy(given, coef, labels, intercept=intercept,
+                                        return_grad_X=True)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scipy_sparse_X_matches_dense(rng, fmt, dtype):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, coef, intercept, labels = _many_blocks(rng, n=700, d=40, dtype=dtype)
+    X[rng.random(X.shape) < 0.9] = 0
+    v = rng.standard_normal(coef.shape).astype(dtype)
+    weights = rng.random(700)
+    for given in (getattr(sparse, f"{fmt}_matrix")(X), getattr(sparse, f"{fmt}_array")(X)):
+        got = fastxent.linear_cross_entropy(given, coef, labels, intercept=intercept,
+                                            sample_weight=weights, chunk_rows=64)
+        want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                             sample_weight=weights, chunk_rows=64)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+            assert np.asarray(g).dtype == np.asarray(w).dtype
+        h = fastxent.linear_cross_entropy_hessp(given, coef, labels, v, intercept,
+                                                intercept=intercept)
+        h_dense = fastxent.linear_cross_entropy_hessp(X, coef, labels, v, intercept,
+                                                      intercept=intercept)
+        for g, w in zip(h, h_dense):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+def test_sparse_X_has_no_gradient_of_X_and_must_be_well_formed(rng):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, coef, _, labels = _many_blocks(rng, n=50)
+    with pytest.raises(ValueError, match="gradient of X needs a dense X"):
+        fastxent.linear_cross_entropy(sparse.csr_matrix(X), coef, labels, return_grad_X=True)
+    bad = sparse.csr_matrix(X)
+    bad.indices[3] = X.shape[1] + 5   # out of range: would read past coef
+    with pytest.raises(ValueError, match="malformed CSR"):
+        fastxent.linear_cross_entropy(bad, coef, labels)
+
+
+def test_holding_blas_threads_restores_them(rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, coef, _, labels = _many_blocks(rng)
+    objective = fastxent.LinearObjective(X, labels, coef.shape[1], n_threads=2)
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+              if lib["user_api"] == "blas"]
+    w = np.zeros(objective.size)
+    with objective.threads_held():
+        inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                  if lib["user_api"] == "blas"]
+        held = objective(w)
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+             if lib["user_api"] == "blas"]
+    assert after == before and set(inside) == {1}
+    loose = objective(w)
+    assert held[0] == loose[0]
+    np.testing.assert_array_equal(held[1], loose[1])

@@ -1,0 +1,181 @@
+"""fastxent.linear and SoftmaxRegression on Dask arrays, against the NumPy results.
+
+Row chunks are uneven and X's feature axis is split too (made one chunk inside); the
+objective is computed block by block and combined by one tree reduction. The fits run on
+a real dask.distributed LocalCluster of two worker processes.
+"""
+
+import numpy as np
+import pytest
+
+import fastxent
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("sklearn")
+
+ROW_CHUNKS = (70, 300, 1, 229)    # 600 rows
+N, D, C = 600, 8, 5
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+@pytest.fixture
+def problem(rng):
+    X = rng.standard_normal((N, D))
+    coef = rng.standard_normal((D, C)) * 0.5
+    return X, coef, rng.standard_normal(C), rng.integers(0, C, N), rng.random(N)
+
+
+def _lazy(X, *rows):
+    return (da.from_array(X, chunks=(ROW_CHUNKS, (3, 5))),
+            *[None if r is None else da.from_array(r, chunks=(ROW_CHUNKS,) + r.shape[1:])
+              for r in rows])
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense", "options"])
+def test_loss_and_gradients_are_lazy_and_match_numpy(rng, problem, kind):
+    X, coef, intercept, labels, weights = problem
+    options = {"l2_reg": 0.1}
+    if kind == "dense":
+        labels = rng.dirichlet(np.ones(C), N)
+    if kind == "options":
+        options.update(label_smoothing=0.1, class_weight=rng.random(C) + 0.5, ignore_index=3)
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                         sample_weight=weights, return_grad_X=True, **options)
+    Xd, labels_d, weights_d = _lazy(X, labels, weights)
+    got = fastxent.linear_cross_entropy(Xd, coef, labels_d, intercept=intercept,
+                                        sample_weight=weights_d, return_grad_X=True, **options)
+    assert all(isinstance(g, da.Array) for g in got)
+    assert [g.shape for g in got] == [np.shape(w) for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.compute(scheduler="threads"), w, rtol=1e-12, atol=1e-15)
+
+
+def test_hessp_and_linear_objective_match_numpy(rng, problem):
+    X, coef, intercept, labels, weights = problem
+    v, v_intercept = rng.standard_normal((D, C)), rng.standard_normal(C)
+    Xd, labels_d, weights_d = _lazy(X, labels, weights)
+    want = fastxent.linear_cross_entropy_hessp(X, coef, labels, v, v_intercept,
+                                               intercept=intercept, sample_weight=weights)
+    got = fastxent.linear_cross_entropy_hessp(Xd, coef, labels_d, v, v_intercept,
+                                              intercept=intercept, sample_weight=weights_d)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.compute(), w, rtol=1e-12, atol=1e-15)
+    lazy = fastxent.LinearObjective(Xd, labels_d, C, sample_weight=weights_d, l2_reg=0.01)
+    eager = fastxent.LinearObjective(X, labels, C, sample_weight=weights, l2_reg=0.01)
+    w = rng.standard_normal(eager.size)
+    assert lazy(w)[0] == pytest.approx(eager(w)[0], rel=1e-13)
+    np.testing.assert_allclose(lazy(w)[1], eager(w)[1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lazy.hessp(w, w), eager.hessp(w, w), rtol=1e-12, atol=1e-15)
+
+
+def test_numpy_labels_follow_the_row_chunks(problem):
+    X, coef, intercept, labels, _ = problem
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept)
+    got = fastxent.linear_cross_entropy(_lazy(X)[0], coef, labels, intercept=intercept)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.compute(), w, rtol=1e-12)
+
+
+def test_a_bad_label_is_reported_at_its_position_in_the_whole_array(problem):
+    X, coef, _, labels, _ = problem
+    labels = labels.copy()
+    labels[450] = C + 2
+    loss = fastxent.linear_cross_entropy(*_lazy(X, labels)[:1], coef, _lazy(X, labels)[1],
+                                         return_grad=False)
+    with pytest.raises(fastxent.InvalidArgumentError, match=r"position \(450,\)"):
+        loss.compute()
+
+
+def test_bad_arguments_fail_before_computing(problem):
+    X, coef, _, labels, _ = problem
+    Xd, labels_d = _lazy(X, labels)
+    with pytest.raises(ValueError, match="coef"):
+        fastxent.linear_cross_entropy(Xd, coef[:-1], labels_d)
+    with pytest.raises(ValueError, match="one row per row of X"):
+        fastxent.linear_cross_entropy(Xd, coef, labels_d[:-1])
+    with pytest.raises(ValueError, match="reduction"):
+        fastxent.linear_cross_entropy(Xd, coef, labels_d, reduction="none")
+
+
+# --- SoftmaxRegression on a LocalCluster --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classification():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1500, 6))
+    true = rng.standard_normal((6, 4))
+    y = np.array(list("abcd"))[(X @ true + rng.gumbel(size=(1500, 4))).argmax(axis=1)]
+    return X, y, rng.random(1500) + 0.5
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+@pytest.mark.parametrize("classes", [4, 2])
+def test_dask_fit_reaches_the_numpy_objective(cluster_client, classification, class_weight,
+                                              classes):
+    from fastxent.sklearn import SoftmaxRegression
+
+    X, y, weights = classification
+    if classes == 2:
+        y = np.where(y == "a", "a", "b")
+    eager = SoftmaxRegression(tol=1e-10, max_iter=500, class_weight=class_weight).fit(
+        X, y, sample_weight=weights)
+    chunks = (400, 400, 700)
+    lazy = SoftmaxRegression(tol=1e-10, max_iter=500, class_weight=class_weight).fit(
+        da.from_array(X, chunks=(chunks, 6)), da.from_array(y, chunks=(chunks,)),
+        sample_weight=da.from_array(weights, chunks=(chunks,)))
+    assert lazy.objective_ == pytest.approx(eager.objective_, rel=1e-8)
+    np.testing.assert_allclose(lazy.coef_, eager.coef_, atol=1e-5)
+    np.testing.assert_array_equal(lazy.classes_, eager.classes_)
+
+    Xd = da.from_array(X, chunks=(chunks, (2, 4)))
+    for method in ("decision_function", "predict_proba", "predict_log_proba", "predict"):
+        result = getattr(lazy, method)(Xd)
+        assert isinstance(result, da.Array), method
+        computed = cluster_client.compute(result, sync=True)
+        expected = getattr(lazy, method)(X)
+        if method == "predict":
+            np.testing.assert_array_equal(computed, expected)
+        else:
+            np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
+    score = lazy.score(Xd, da.from_array(y, chunks=(chunks,)))
+    assert isinstance(score, da.Array)
+    assert float(cluster_client.compute(score, sync=True)) == pytest.approx(lazy.score(X, y))
+
+
+def test_dask_fit_never_gathers_X(cluster_client, classification, monkeypatch):
+    """The client only ever receives the objective's sums (a few KB), never X's rows."""
+    from fastxent.sklearn import SoftmaxRegression
+
+    X, y, _ = classification
+    Xd = da.from_array(X, chunks=(300, 6)).persist()
+    received = []
+    original = distributed.Client.gather
+
+    def gather(self, futures, *args, **kwargs):
+        result = original(self, futures, *args, **kwargs)
+        received.append(result)
+        return result
+
+    monkeypatch.setattr(distributed.Client, "gather", gather)
+    SoftmaxRegression(max_iter=20).fit(Xd, da.from_array(y, chunks=300))
+    sizes = [sum(np.asarray(part).nbytes for part in _leaves(r)) for r in received]
+    assert received and max(sizes) < X.nbytes / 10, sizes
+
+
+def _leaves(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif value is not None and not isinstance(value, str):
+        yield value
