@@ -24,6 +24,8 @@ _BLOCK_X_BYTES = 1 << 19  # but at most 512 KB of X, in cache for the block's se
 _BLOCK_ENTRIES = 1 << 21  # and 2**21 logits
 _SLOT_BYTES = 1 << 24     # the runs' coef gradients together, at most
 _MAX_SLOTS = 64
+_LARGE_BLOCK_ROWS = 512       # one run (large coefficients): bigger blocks, fewer reads of coef
+_LARGE_BLOCK_ENTRIES = 1 << 24  # 64 MB of float32 logits
 _INT32_MAX = 2**31 - 1    # SciPy's BLAS takes 32-bit sizes
 _SMALL_WORK = 1 << 21     # n * d * c below this: one thread unless BLAS is held (~0.2 ms)
 
@@ -128,17 +130,22 @@ class Data:
 
     def _set_blocks(self, chunk_rows):
         d, c, item = self.n_features, self.num_classes, self.dtype.itemsize
+        most_slots = min(_MAX_SLOTS, _SLOT_BYTES // max(1, d * c * item))
         if chunk_rows is None:
-            row_bytes = (item * d if self.csr is None
-                         else (item + 8) * max(1, self.csr[2].shape[0] // max(1, self.n)))
-            chunk_rows = max(16, min(_BLOCK_ROWS, _BLOCK_X_BYTES // max(1, row_bytes)))
-            chunk_rows = min(chunk_rows, max(1, _BLOCK_ENTRIES // c))
+            if most_slots <= 1:
+                # One run: GEMMs as large as the buffer allows, BLAS's threads on them.
+                chunk_rows = max(1, min(_LARGE_BLOCK_ROWS, _LARGE_BLOCK_ENTRIES // c))
+            else:
+                row_bytes = (item * d if self.csr is None
+                             else (item + 8) * max(1, self.csr[2].shape[0] // max(1, self.n)))
+                chunk_rows = max(16, min(_BLOCK_ROWS, _BLOCK_X_BYTES // max(1, row_bytes)))
+                chunk_rows = min(chunk_rows, max(1, _BLOCK_ENTRIES // c))
         elif (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer))
               or chunk_rows < 1):
             raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.chunk_rows = int(min(chunk_rows, max(self.n, 1)))
         n_blocks = -(-self.n // self.chunk_rows)
-        self.n_slots = max(1, min(n_blocks, _MAX_SLOTS, _SLOT_BYTES // max(1, d * c * item)))
+        self.n_slots = max(1, min(n_blocks, most_slots))
         ld = 1 if self.csr is not None else max(self.X.strides) // item
         self.compiled = (self.xp is np and max(self.n, d, c, ld, self.chunk_rows * c)
                          <= _INT32_MAX and _blas.bound())
@@ -187,25 +194,26 @@ class Data:
         return self._curvature
 
     def threads(self, held=None):
-        """(kernel threads, BLAS threads or None to leave BLAS as it is) of one compiled
-        pass; ``held``: the count an enclosing block holds BLAS at (``_blas.held()``)."""
+        """(threads over the runs, threads over a block's rows, BLAS threads or None to
+        leave BLAS as it is) of one compiled pass; ``held``: the count an enclosing block
+        holds BLAS at (``_blas.held()``)."""
         from ._kernels import default_threads
 
         wanted = self.n_threads or default_threads()
         if self.n_slots == 1:
-            return 1, wanted                 # the coefficients are large: BLAS's threads
+            return 1, wanted, wanted         # the coefficients are large: BLAS's threads
         work = self.n * self.n_features * self.num_classes
         if wanted == 1 or not _blas.can_limit() or (work < _SMALL_WORK and held != 1):
             # Small calls keep off BLAS's settings: setting its count back up after each
             # call wakes its pool, which then spins against the next call's threads.
-            return 1, None
-        return min(wanted, self.n_slots), 1
+            return 1, 1, None
+        return min(wanted, self.n_slots), 1, 1
 
     def threads_held(self):
         """BLAS's threads held at what each compiled pass of this data sets them to."""
         if not self.compiled:
             return contextlib.nullcontext()
-        return _blas.threads(self.threads(held=1)[1] or 1)
+        return _blas.threads(self.threads(held=1)[2] or 1)
 
     def run(self, coef, intercept, want_grad_coef, want_grad_X, row_losses=None, hessp=None):
         """One pass: the weighted loss sum, the gradients asked for (of coef, of the
@@ -240,13 +248,13 @@ class Data:
             indptr, indices, x = self.csr
         a, b = (1.0, 0.0) if self.sparse else self.label_coef
         options = self.options.kernel_options() if self.sparse else {}
-        kernel_threads, blas_threads = self.threads(_blas.held())
+        slot_threads, row_threads, blas_threads = self.threads(_blas.held())
         with (contextlib.nullcontext() if blas_threads is None else _blas.threads(blas_threads)):
             linear_pass(
                 x, indptr, indices, coef, intercept, self.labels, a, b, self.scale(), curvature,
                 v_coef, v_intercept if intercept is not None else None, slot_coef,
                 slot_intercept, slot_loss, grad_X, row_losses, self.n, self.chunk_rows,
-                kernel_threads, **options)
+                slot_threads, row_threads, **options)
         g_coef = slot_coef[0] if want_slots else None
         g_intercept = slot_intercept[0].astype(self.dtype) if slot_intercept is not None else None
         if hessp is not None:

@@ -92,6 +92,9 @@ cdef struct LinearJob:
     Py_ssize_t block_rows
     Py_ssize_t n_slots
     Py_ssize_t lanes          # the rows-in-lanes block kernel, or 0
+    int row_threads           # > 1: a block's rows split over this many threads (one run)
+    double *row_work          # their work space, work_stride doubles each
+    Py_ssize_t work_stride
 
 
 cdef void _block_product(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssize_t r,
@@ -153,13 +156,24 @@ cdef void _accumulate(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssi
                 g_intercept[j] += zr[j]
 
 
+cdef inline double _row_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssize_t i,
+                             real *z, const double *scale, double *work) noexcept nogil:
+    cdef Py_ssize_t c = job.c
+    if job.dense_labels:
+        return _dense_row(witness, z + i * c, <const real *>job.y + (i0 + i) * c, c, job.a,
+                          job.b, scale[i * job.scale_step], z + i * c, NULL, work)
+    return _sparse_row(witness, &job.options, z + i * c, c, job.labels[i0 + i],
+                       scale[i * job.scale_step], z + i * c, work)
+
+
 cdef double _block_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssize_t r,
-                        real *z, real *loss, double *work) noexcept nogil:
+                        real *z, real *loss, double *values, double *work) noexcept nogil:
     """The fused kernel over a block of logits: each row's loss, and the gradient of
-    ``sum_i scale_i l_i`` over ``z``; returns that sum."""
+    ``sum_i scale_i l_i`` over ``z``; returns that sum, added in row order."""
     cdef Py_ssize_t c = job.c, i, first = 0
     cdef const double *scale = job.scale + i0 * job.scale_step
     cdef double total = 0.0, value
+    cdef double *thread_work
     if not job.dense_labels and job.lanes and not job.options.on:
         first = r // job.lanes * job.lanes
         i = 0
@@ -173,15 +187,16 @@ cdef double _block_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_s
                                          scale + i * job.scale_step, job.scale_step, z + i * c,
                                          c, loss + i, 1)
             i += job.lanes
+    if job.row_threads > 1:
+        with parallel(num_threads=job.row_threads):
+            thread_work = job.row_work + threadid() * job.work_stride
+            for i in prange(first, r, schedule='static'):
+                values[i] = _row_loss(witness, job, i0, i, z, scale, thread_work)
+    else:
+        for i in range(first, r):
+            values[i] = _row_loss(witness, job, i0, i, z, scale, work)
     for i in range(r):
-        if i < first:
-            value = loss[i]
-        elif job.dense_labels:
-            value = _dense_row(witness, z + i * c, <const real *>job.y + (i0 + i) * c, c,
-                               job.a, job.b, scale[i * job.scale_step], z + i * c, NULL, work)
-        else:
-            value = _sparse_row(witness, &job.options, z + i * c, c, job.labels[i0 + i],
-                                scale[i * job.scale_step], z + i * c, work)
+        value = loss[i] if i < first else values[i]
         if job.row_loss != NULL:
             job.row_loss[i0 + i] = value
         total += scale[i * job.scale_step] * value
@@ -222,7 +237,7 @@ cdef void _block_hessp(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ss
 
 
 cdef void _run_slot(real *witness, const LinearJob *job, Py_ssize_t slot, real *z, real *q,
-                    real *loss, double *work) noexcept nogil:
+                    real *loss, double *values, double *work) noexcept nogil:
     """The blocks of one slot, in order, into the slot's accumulators."""
     cdef Py_ssize_t n_blocks = (job.n + job.block_rows - 1) // job.block_rows
     cdef Py_ssize_t first = slot * n_blocks // job.n_slots
@@ -248,7 +263,7 @@ cdef void _run_slot(real *witness, const LinearJob *job, Py_ssize_t slot, real *
             _block_hessp(witness, job, i0, r, z, q)
             _accumulate(witness, job, i0, r, q, g_coef, g_intercept)
             continue
-        total += _block_loss(witness, job, i0, r, z, loss, work)
+        total += _block_loss(witness, job, i0, r, z, loss, values, work)
         if job.slot_coef != NULL:
             _accumulate(witness, job, i0, r, z, g_coef, g_intercept)
         if job.grad_x != NULL:
@@ -257,17 +272,31 @@ cdef void _run_slot(real *witness, const LinearJob *job, Py_ssize_t slot, real *
     job.slot_loss[slot] = total
 
 
+cdef inline Py_ssize_t _values_offset(Py_ssize_t block_rows, Py_ssize_t c,
+                                      Py_ssize_t item) noexcept nogil:
+    """Where a thread's float64 row losses start in its scratch, after the logits block,
+    the direction's block and the compute-type row losses (8-byte aligned)."""
+    return ((2 * block_rows * c + block_rows) * item + 7) // 8 * 8
+
+
 cdef void _run_job(real *witness, LinearJob *job, _Scratch scratch, int n_threads) noexcept nogil:
     cdef Py_ssize_t s, j, k, dc = job.d * job.c
     cdef Py_ssize_t per_buffer = job.block_rows * job.c
+    cdef Py_ssize_t values_at = _values_offset(job.block_rows, job.c, sizeof(real))
     cdef real *z
     cdef real *sum_coef = <real *>job.slot_coef
     cdef real *part
-    with parallel(num_threads=n_threads):
-        z = <real *>_rows_of(scratch, threadid())
-        for s in prange(job.n_slots, schedule='dynamic', chunksize=1):
+    if n_threads == 1:   # no team: the one run may split its rows (row_threads)
+        z = <real *>_rows_of(scratch, 0)
+        for s in range(job.n_slots):
             _run_slot(witness, job, s, z, z + per_buffer, z + 2 * per_buffer,
-                      _work_of(scratch, threadid()))
+                      <double *>(<char *>z + values_at), _work_of(scratch, 0))
+    else:
+        with parallel(num_threads=n_threads):
+            z = <real *>_rows_of(scratch, threadid())
+            for s in prange(job.n_slots, schedule='dynamic', chunksize=1):
+                _run_slot(witness, job, s, z, z + per_buffer, z + 2 * per_buffer,
+                          <double *>(<char *>z + values_at), _work_of(scratch, threadid()))
     for s in range(1, job.n_slots):
         if sum_coef != NULL:
             part = sum_coef + s * dc
@@ -284,7 +313,8 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
                 const double[::1] scale, cnp.ndarray curvature, cnp.ndarray v_coef,
                 cnp.ndarray v_intercept, cnp.ndarray slot_coef, cnp.ndarray slot_intercept,
                 double[::1] slot_loss, cnp.ndarray grad_x, cnp.ndarray row_loss,
-                Py_ssize_t n, Py_ssize_t block_rows, int n_threads, *, ignore_index=None,
+                Py_ssize_t n, Py_ssize_t block_rows, int n_threads, int row_threads=1, *,
+                ignore_index=None,
                 const double[::1] class_weight=None, double label_smoothing=0.0):
     """One pass of the linear model over the rows (``fastxent.linear`` checks everything).
 
@@ -304,10 +334,12 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
         Written with the gradient of coef in ``slot_coef[0]``.
     slot_intercept : float64 (n_slots, c) or None; ``slot_loss`` float64 (n_slots,).
     grad_x : ndarray (n, d), C order, or None; ``row_loss`` float64 (n,) or None.
+    n_threads : threads over the runs (slots); ``row_threads``: with one run, threads over
+        each block's rows for the fused kernel.
     """
     cdef LinearJob job
     cdef Py_ssize_t item = x.itemsize
-    cdef _Scratch scratch
+    cdef _Scratch scratch, rows_scratch
     cdef object spread = None
     memset(&job, 0, sizeof(job))
     if not have_blas():
@@ -363,7 +395,12 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     if job.c > (_active.block_cols_f64 if item == 8 else _active.block_cols_f32):
         job.lanes = 0
     n_threads = <int>max(1, min(n_threads, job.n_slots))
-    scratch = _Scratch(n_threads, 3 * block_rows * job.c * item, fx_work_size(job.c))
+    job.row_threads = <int>max(1, row_threads) if n_threads == 1 and fx_have_openmp() else 1
+    job.work_stride = (fx_work_size(job.c) + 7) // 8 * 8
+    rows_scratch = _Scratch(job.row_threads, 0, job.work_stride)
+    job.row_work = _work_of(rows_scratch, 0)
+    scratch = _Scratch(n_threads, _values_offset(block_rows, job.c, item) + 8 * block_rows,
+                       fx_work_size(job.c))
     with nogil:
         if item == 8:
             _run_job(<double *>NULL, &job, scratch, n_threads)

@@ -65,7 +65,9 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
         Also return the gradient with respect to ``X`` (n_samples x n_features).
     chunk_rows : int, optional
         Rows per block; by default 256, fewer where that is over 512 KB of ``X`` or
-        2**21 logits.
+        2**21 logits; with coefficients too large for one gradient per thread
+        (``n_features * n_classes`` over about 4 million floats), 512 rows, fewer where
+        that is over 2**24 logits.
     n_threads : int, optional
         Threads for the whole call, kernel and BLAS together (all cores by default). Any
         count gives the same results, bit for bit. For Dask arrays: the threads of each

@@ -281,7 +281,7 @@ def test_one_run_when_the_coefficients_are_large(rng, monkeypatch):
     want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
     monkeypatch.setattr(_linear_core, "_SLOT_BYTES", 1)
     data, _ = _linear_core.problem(X, coef, labels, intercept, None, chunk_rows=50)
-    assert data.n_slots == 1 and data.threads() == (1, data.threads()[1])
+    assert data.n_slots == 1 and data.threads()[0] == 1
     got = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)

@@ -1,21 +1,23 @@
-"""Benchmarks of the linear model objective (issue 6), printed as Markdown tables.
+"""Benchmarks of the linear model objective and its fit (issues 6 and 14), as Markdown tables.
 
-1. Loss + gradient of the multinomial linear objective: fastxent.linear_cross_entropy
-   against scikit-learn's LinearModelLoss(HalfMultinomialLoss).loss_gradient on the
-   same data, one BLAS thread and all (scikit-learn's n_threads follows; fastxent's
-   kernel keeps its default of one thread beside BLAS).
-2. Peak extra memory of linear_cross_entropy against the size of the logits, for
-   N = 1,000,000, D = 256, C = 1,000 float32 (tracemalloc: NumPy's allocations).
-3. Fitting: fastxent.sklearn.SoftmaxRegression against LogisticRegression (lbfgs, same
-   regularization) on a synthetic 200,000 x 100, 20-class problem: time and objective.
+1. Loss + gradient (coef and intercept) of the multinomial linear objective, side by side at 1
+   and at all threads (BLAS, OpenMP and PyTorch limited alike), float64 and float32:
+   - fastxent.linear_cross_entropy, and fastxent with ``n_threads=k`` given explicitly;
+   - scikit-learn's LinearModelLoss(HalfMultinomialLoss).loss_gradient;
+   - PyTorch's F.linear_cross_entropy, forward + backward (the weight and bias gradients);
+   - the GEMMs alone: ``X @ coef`` and ``X.T @ G`` at the same shapes (NumPy).
+2. Peak extra memory of linear_cross_entropy against the size of the logits.
+3. Fitting to the same objective: fastxent.sklearn.SoftmaxRegression against
+   LogisticRegression (lbfgs, same C and tol), 1 and all threads.
 
-Usage::
+Each case checks that the peers agree before it is timed. Usage::
 
-    python tools/bench_linear.py [--skip-memory] [--skip-fit] [--repeat 5]
+    python tools/bench_linear.py [--repeat 5] [--skip-large] [--skip-memory] [--skip-fit]
 """
 
 import argparse
 import os
+import platform
 import time
 import tracemalloc
 
@@ -39,39 +41,98 @@ def synthetic(n, d, c, dtype, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d), dtype=np.float32).astype(dtype)
     true = rng.standard_normal((d, c)).astype(dtype) / np.sqrt(d)
-    logits = X @ true * 3 + rng.gumbel(size=(n, c)).astype(dtype)
-    return X, logits.argmax(axis=1)
+    y = np.empty(n, np.int64)
+    for start in range(0, n, 8192):   # the logits of a large C, a block at a time
+        block = X[start:start + 8192] @ true * 3
+        block += rng.gumbel(size=block.shape).astype(dtype)
+        y[start:start + 8192] = block.argmax(axis=1)
+    return X, y
+
+
+def _peers(X, y, coef, intercept, threads):
+    """name -> (callable, (loss, grad_coef)) for each library that is installed."""
+    import torch
+
+    dtype = X.dtype
+    calls = {}
+    calls["fastxent"] = lambda: fastxent.linear_cross_entropy(X, coef, y, intercept=intercept)
+    calls["fastxent n_threads=k"] = lambda: fastxent.linear_cross_entropy(
+        X, coef, y, intercept=intercept, n_threads=threads)
+    try:
+        from sklearn._loss.loss import HalfMultinomialLoss
+        from sklearn.linear_model._linear_loss import LinearModelLoss
+    except ImportError:
+        pass
+    else:
+        loss = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=coef.shape[1]),
+                               fit_intercept=True)
+        theirs = np.ascontiguousarray(np.vstack([coef, intercept[None]]).T)
+        y_float = y.astype(dtype)
+
+        def sklearn_call():
+            value, grad = loss.loss_gradient(theirs, X, y_float, n_threads=threads)
+            return value, grad[:, :-1].T
+        calls["scikit-learn"] = sklearn_call
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    W = torch.from_numpy(np.ascontiguousarray(coef.T)).requires_grad_()
+    B = torch.from_numpy(intercept.copy()).requires_grad_()
+
+    def torch_call():
+        W.grad = B.grad = None
+        value = torch.nn.functional.linear_cross_entropy(Xt, W, yt, linear_bias=B)
+        value.backward()
+        return float(value), W.grad.numpy().T
+    calls["torch"] = torch_call
+
+    G = np.empty((X.shape[0], coef.shape[1]), dtype)
+
+    def gemms():
+        np.matmul(X, coef, out=G)
+        return X.T @ G
+    calls["GEMMs alone"] = gemms
+    return calls
 
 
 def loss_gradient(shapes, repeat):
-    from sklearn._loss.loss import HalfMultinomialLoss
-    from sklearn.linear_model._linear_loss import LinearModelLoss
-
+    threads_all = os.cpu_count()
     print("## Loss + gradient of the linear objective (fit_intercept, no penalty)\n")
-    print("| N x D x C dtype | threads | scikit-learn s | fastxent s | speedup |")
-    print("| --- | --- | --- | --- | --- |")
+    print("Milliseconds, median of the repeats; the ratios are each peer's time over "
+          "fastxent's.\n")
+    print("| N x D x C dtype | threads | fastxent | fastxent n_threads=k | scikit-learn | "
+          "torch | GEMMs alone | vs scikit-learn | vs torch | fastxent / GEMMs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n, d, c, dtype in shapes:
+        import torch
+
         X, y = synthetic(n, d, c, dtype)
         rng = np.random.default_rng(1)
-        coef = (rng.standard_normal((c, d + 1)) * 0.1).astype(dtype)
-        theirs = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=c), fit_intercept=True)
-        y_float = y.astype(dtype)
-        weights_ours = np.ascontiguousarray(coef[:, :-1].T)
-        intercept = coef[:, -1].copy()
-        for threads in (1, os.cpu_count()):
+        coef = (rng.standard_normal((d, c)) * 0.1).astype(dtype)
+        intercept = (rng.standard_normal(c) * 0.1).astype(dtype)
+        for threads in (1, threads_all):
+            torch.set_num_threads(threads)
             with threadpool_limits(threads):
-                t_sk = median_time(lambda: theirs.loss_gradient(coef, X, y_float,
-                                                                n_threads=threads), repeat)
-                # fastxent's default: BLAS threads for the products, one kernel thread
-                t_fx = median_time(lambda: fastxent.linear_cross_entropy(
-                    X, weights_ours, y, intercept=intercept), repeat)
-            sk_loss, sk_grad = theirs.loss_gradient(coef, X, y_float)
-            fx_loss, fx_grad, fx_intercept = fastxent.linear_cross_entropy(
-                X, weights_ours, y, intercept=intercept)
-            assert abs(sk_loss - fx_loss) <= 1e-5 * abs(sk_loss), (sk_loss, fx_loss)
-            assert np.allclose(sk_grad[:, :-1].T, fx_grad, atol=1e-5)
-            print(f"| {n}x{d}x{c} {np.dtype(dtype).name} | {threads} | {t_sk:.3f} | "
-                  f"{t_fx:.3f} | {t_sk / t_fx:.2f}x |", flush=True)
+                calls = _peers(X, y, coef, intercept, threads)
+                if c > 5000:
+                    calls.pop("scikit-learn", None)   # it holds N x C float64 logits twice
+                want_loss, want_grad = calls["fastxent"]()[:2]
+                for name in ("scikit-learn", "torch"):
+                    if name in calls:
+                        got_loss, got_grad = calls[name]()
+                        tol = 1e-4 if dtype == np.float32 else 1e-9
+                        assert abs(got_loss - want_loss) <= tol * abs(want_loss), name
+                        np.testing.assert_allclose(got_grad, want_grad, atol=tol * 10)
+                times = {name: median_time(call, repeat) for name, call in calls.items()}
+            fx = times["fastxent"]
+
+            def cell(name):
+                return f"{times[name] * 1e3:.1f}" if name in times else "-"
+
+            def ratio(name):
+                return f"{times[name] / fx:.2f}x" if name in times else "-"
+            print(f"| {n}x{d}x{c} {np.dtype(dtype).name} | {threads} | {cell('fastxent')} | "
+                  f"{cell('fastxent n_threads=k')} | {cell('scikit-learn')} | {cell('torch')} | "
+                  f"{cell('GEMMs alone')} | {ratio('scikit-learn')} | {ratio('torch')} | "
+                  f"{fx / times['GEMMs alone']:.2f} |", flush=True)
     print()
 
 
@@ -82,8 +143,7 @@ def memory(n, d, c):
     logits_bytes = n * c * 4
     tracemalloc.start()
     start = time.perf_counter()
-    loss, g_coef, g_intercept = fastxent.linear_cross_entropy(X, coef, y,
-                                                              intercept=np.zeros(c, np.float32))
+    fastxent.linear_cross_entropy(X, coef, y, intercept=np.zeros(c, np.float32))
     seconds = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -93,44 +153,60 @@ def memory(n, d, c):
           f"{seconds:.1f} |\n", flush=True)
 
 
-def fit(n, d, c, repeat):
+def fit(n, d, c, dtype, repeat, C=1.0, tol=1e-6):
     from sklearn.linear_model import LogisticRegression
 
     from fastxent.sklearn import SoftmaxRegression
 
-    print(f"## Fit, N = {n}, D = {d}, C = {c} float64, C_reg = 1, tol 1e-6\n")
-    X, y = synthetic(n, d, c, np.float64)
-    l2 = 1.0 / n
-    print("| estimator | fit s | iterations | objective | relative to scikit-learn |")
-    print("| --- | --- | --- | --- | --- |")
-    results = {}
-    for name, make in (("LogisticRegression", lambda: LogisticRegression(tol=1e-6, max_iter=1000)),
-                       ("SoftmaxRegression", lambda: SoftmaxRegression(tol=1e-6, max_iter=1000))):
-        model = make()
-        seconds = median_time(lambda: model.fit(X, y), repeat)
-        objective = fastxent.linear_cross_entropy(X, model.coef_.T, y, intercept=model.intercept_,
-                                                  l2_reg=l2, return_grad=False)
-        results[name] = (seconds, int(np.ravel(model.n_iter_)[0]), objective)
-    base = results["LogisticRegression"][2]
-    for name, (seconds, iterations, objective) in results.items():
-        print(f"| {name} | {seconds:.2f} | {iterations} | {objective:.10f} | "
-              f"{(objective - base) / base:+.1e} |")
-    print(f"\nspeedup: {results['LogisticRegression'][0] / results['SoftmaxRegression'][0]:.2f}x")
+    name = np.dtype(dtype).name
+    print(f"## Fit, N = {n}, D = {d}, {c} classes, {name}, C = {C}, tol = {tol}\n")
+    X, y = synthetic(n, d, c, dtype)
+    l2 = 1.0 / (C * n)
+    print("| estimator | threads | fit s | iterations | objective | vs LogisticRegression's "
+          "objective | speedup |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for threads in (1, os.cpu_count()):
+        results = {}
+        with threadpool_limits(threads):
+            for label, make in (
+                    ("LogisticRegression", lambda: LogisticRegression(C=C, tol=tol,
+                                                                      max_iter=1000)),
+                    ("SoftmaxRegression", lambda: SoftmaxRegression(C=C, tol=tol, max_iter=1000,
+                                                                    n_threads=threads))):
+                model = make()
+                seconds = median_time(lambda: model.fit(X, y), repeat)
+                objective = fastxent.linear_cross_entropy(
+                    X.astype(np.float64), model.coef_.T.astype(np.float64), y,
+                    intercept=model.intercept_.astype(np.float64), l2_reg=l2, return_grad=False)
+                results[label] = (seconds, int(np.ravel(model.n_iter_)[0]), objective)
+        base_seconds, _, base = results["LogisticRegression"]
+        for label, (seconds, iterations, objective) in results.items():
+            print(f"| {label} | {threads} | {seconds:.2f} | {iterations} | {objective:.10f} | "
+                  f"{(objective - base) / base:+.1e} | {base_seconds / seconds:.2f}x |",
+                  flush=True)
+    print()
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-fit", action="store_true")
     args = parser.parse_args()
-    print(f"fastxent {fastxent.__version__}, {os.cpu_count()} CPUs\n")
-    loss_gradient([(200_000, 100, 20, np.float64), (200_000, 100, 20, np.float32),
-                   (20_000, 256, 1000, np.float32)], args.repeat)
+    from fastxent import _kernels
+
+    print(f"fastxent {fastxent.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, kernel path {_kernels.path()}\n")
+    shapes = [(200_000, 100, 20, np.float64), (200_000, 100, 20, np.float32)]
+    if not args.skip_large:
+        shapes += [(20_000, 256, 1000, np.float32), (2048, 512, 32000, np.float32)]
+    loss_gradient(shapes, args.repeat)
     if not args.skip_memory:
         memory(1_000_000, 256, 1000)
     if not args.skip_fit:
-        fit(200_000, 100, 20, max(1, args.repeat // 3))
+        fit(200_000, 100, 20, np.float64, max(1, args.repeat // 3))
+        fit(200_000, 100, 20, np.float32, max(1, args.repeat // 3))
 
 
 if __name__ == "__main__":
