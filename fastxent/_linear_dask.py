@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from . import _linear_core as core
-from ._backend import default_backend
+from ._backend import backend_for
 
 _FAN_IN = 8   # shares added per task of the tree
 
@@ -147,8 +147,10 @@ def _rows_like(a, rows, name):
 
 
 def _block_data(X, labels, weights, offset, num_classes, dtype, kwargs):
-    return core.Data(X, labels, num_classes, dtype, backend=default_backend(),
-                        sample_weight=weights, reduction="sum", row_offset=offset, **kwargs)
+    backend = backend_for(X=None if core.is_scipy_sparse(X) else X, labels=labels,
+                          sample_weight=weights)   # the chunks' own: NumPy or CuPy
+    return core.Data(X, labels, num_classes, dtype, backend=backend, sample_weight=weights,
+                     reduction="sum", row_offset=offset, **kwargs)
 
 
 def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype, want_grad,
