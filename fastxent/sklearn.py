@@ -24,6 +24,11 @@ from .linear import LinearObjective
 __all__ = ["SoftmaxRegression"]
 
 _SOLVERS = ("lbfgs", "newton-cg")
+# L-BFGS-B stops when a step lowers the objective by less than this, relatively:
+# LogisticRegression's 64 eps for float64; for float32 1e-9, under which the objective's
+# float32 evaluation noise (about 5e-9 relative at 200,000 rows) decides, and the line
+# search spends its evaluations on that noise (docs/DESIGN.md).
+_FTOL = {"float64": 64 * np.finfo(np.float64).eps, "float32": 1e-9}
 
 
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
@@ -206,7 +211,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         x0 = self._start(problem)
         callback = _Printer() if self.verbose else None
         with objective.threads_held():
-            result = self._minimize(problem, x0, callback)
+            result = self._minimize(problem, x0, callback, objective.dtype)
         if not result.success:
             warnings.warn(f"{self.solver} did not converge ({result.message}); raise max_iter "
                           "or scale the data", ConvergenceWarning, stacklevel=3)
@@ -219,11 +224,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_ = np.array([result.nit], dtype=np.int32)
         self.objective_ = float(result.fun)
 
-    def _minimize(self, problem, x0, callback):
+    def _minimize(self, problem, x0, callback, dtype):
         if self.solver == "lbfgs":
             return minimize(problem, x0, method="L-BFGS-B", jac=True, callback=callback,
                             options={"maxiter": self.max_iter, "maxls": 50, "gtol": self.tol,
-                                     "ftol": 64 * np.finfo(float).eps})
+                                     "ftol": _FTOL[np.dtype(dtype).name]})
         return minimize(problem, x0, method="trust-ncg", jac=True, hessp=problem.hessp,
                         callback=callback, options={"maxiter": self.max_iter, "gtol": self.tol})
 

@@ -179,3 +179,18 @@ def _leaves(value):
             yield from _leaves(item)
     elif value is not None and not isinstance(value, str):
         yield value
+
+
+def test_dask_array_of_sparse_chunks(problem):
+    sparse = pytest.importorskip("scipy.sparse")
+    X, coef, intercept, labels, weights = problem
+    X = np.where(np.abs(X) > 1, X, 0.0)
+    want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept,
+                                         sample_weight=weights)
+    blocks = [da.from_array(sparse.csr_matrix(X[s:s + 150]), chunks=(150, D), asarray=False)
+              for s in range(0, N, 150)]
+    Xd = da.concatenate(blocks, axis=0)
+    got = fastxent.linear_cross_entropy(Xd, coef, labels, intercept=intercept,
+                                        sample_weight=weights)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.compute(scheduler="threads"), w, rtol=1e-12, atol=1e-15)

@@ -18,7 +18,7 @@ PKGS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib python3.11 l
 libc6 libexpat1 zlib1g libffi8 libssl3 libgomp1 libgcc-s1 libstdc++6 libbz2-1.0 liblzma5 libsqlite3-0
 libncursesw6 libtinfo6 libreadline8 libuuid1 libcrypt1 libnsl2 libtirpc3 libdb5.3 libgdbm6"
 WHEELS="numpy>=2 Cython>=3.1 setuptools pytest pluggy iniconfig packaging hypothesis attrs
-sortedcontainers threadpoolctl pygments"
+sortedcontainers threadpoolctl pygments scipy"
 
 setup() {
   export DEBIAN_FRONTEND=noninteractive
