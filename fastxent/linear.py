@@ -207,16 +207,16 @@ class LinearObjective:
         return coef, (w[cut:] if self.fit_intercept else None)
 
     def pack(self, coef, intercept=None):
-        parts = [np.asarray(coef, dtype=np.float64).ravel()]
+        parts = [_host(coef).ravel()]
         if self.fit_intercept:
-            parts.append(np.asarray(intercept, dtype=np.float64).ravel())
+            parts.append(_host(intercept).ravel())
         return np.concatenate(parts)
 
     def __call__(self, w):
         """``(loss, gradient)`` at the flat vector ``w``."""
         coef, intercept = self._data.parameters(*self.unpack(w))
         total, g_coef, g_intercept, _ = self._data.run(coef, intercept, True, False)
-        loss, g_coef, g_intercept = with_penalty(np, coef, self.l2_reg, total, g_coef,
+        loss, g_coef, g_intercept = with_penalty(self._data.xp, coef, self.l2_reg, total, g_coef,
                                                   g_intercept, None, True, False)
         return float(loss), self.pack(g_coef, g_intercept)
 
@@ -227,3 +227,9 @@ class LinearObjective:
         h_coef, h_intercept = hessp(self._data, coef, intercept, v_coef, v_intercept,
                                     self.l2_reg)
         return self.pack(h_coef, h_intercept)
+
+
+def _host(a):
+    """A parameter-sized array as float64 NumPy (CuPy's are copied from the device)."""
+    return np.asarray(a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a,
+                      dtype=np.float64)

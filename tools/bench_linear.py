@@ -136,6 +136,32 @@ def loss_gradient(shapes, repeat):
     print()
 
 
+def thread_scaling(n, d, c, repeat):
+    """n_threads=1 against n_threads=all, alternating call by call (noise hits both)."""
+    k = os.cpu_count()
+    print(f"## Threads: n_threads=1 against n_threads={k}, alternating, {2 * repeat} calls "
+          "each\n")
+    print(f"| N x D x C dtype | 1 thread ms | {k} threads ms | speedup | same bits |")
+    print("| --- | --- | --- | --- | --- |")
+    for dtype in (np.float64, np.float32):
+        X, y = synthetic(n, d, c, dtype)
+        coef = (np.random.default_rng(1).standard_normal((d, c)) * 0.1).astype(dtype)
+        intercept = np.zeros(c, dtype)
+        times = {1: [], k: []}
+        results = {}
+        for _ in range(2 * repeat):
+            for threads in (1, k):
+                start = time.perf_counter()
+                results[threads] = fastxent.linear_cross_entropy(X, coef, y, intercept=intercept,
+                                                                 n_threads=threads)
+                times[threads].append(time.perf_counter() - start)
+        one, many = np.median(times[1]), np.median(times[k])
+        same = all(np.array_equal(a, b) for a, b in zip(results[1], results[k]))
+        print(f"| {n}x{d}x{c} {np.dtype(dtype).name} | {one * 1e3:.1f} | {many * 1e3:.1f} | "
+              f"{one / many:.2f}x | {same} |", flush=True)
+    print()
+
+
 def memory(n, d, c):
     print(f"## Peak memory, N = {n}, D = {d}, C = {c} float32\n")
     X, y = synthetic(n, d, c, np.float32)
@@ -202,6 +228,7 @@ def main():
     if not args.skip_large:
         shapes += [(20_000, 256, 1000, np.float32), (2048, 512, 32000, np.float32)]
     loss_gradient(shapes, args.repeat)
+    thread_scaling(200_000, 100, 20, args.repeat)
     if not args.skip_memory:
         memory(1_000_000, 256, 1000)
     if not args.skip_fit:
