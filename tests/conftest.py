@@ -59,3 +59,14 @@ def python_subprocess():
     """Skip where this Python cannot start itself as a subprocess (the emulated arm64 run)."""
     if not _python_runs_in_a_subprocess():
         pytest.skip("this Python cannot be started as a subprocess here (emulated?)")
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    """A dask.distributed LocalCluster of two worker processes, one thread each, for one
+    test module (while it is open, it is Dask's default scheduler)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client

@@ -19,14 +19,6 @@ CLASSES = 9
 CLASS_CHUNKS = {"one class chunk": (CLASSES,), "classes split in 3": (2, 4, 3)}
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 @pytest.fixture(params=["threads", "processes"])
 def scheduler(request):
     """Compute with the threaded scheduler, or on the LocalCluster."""

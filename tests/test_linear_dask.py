@@ -18,14 +18,6 @@ ROW_CHUNKS = (70, 300, 1, 229)    # 600 rows
 N, D, C = 600, 8, 5
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
-
-
 @pytest.fixture
 def problem(rng):
     X = rng.standard_normal((N, D))
