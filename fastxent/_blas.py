@@ -5,6 +5,7 @@ loop (one block at a time through ``numpy.matmul``) and these report that.
 """
 
 import contextlib
+import threading
 
 _state = {}
 
@@ -37,8 +38,11 @@ def _controller():
 
 
 def can_limit():
-    """True when the BLAS's own thread pool can be held (threadpoolctl sees it)."""
-    return _controller() is not None
+    """True when BLAS's own thread pool can be held: threadpoolctl sees it, and this is
+    the main thread. The pool is process-wide: a limit set from a worker thread (a Dask
+    task, say) would race with the other threads, and threadpoolctl then lets that thread
+    alone control OpenBLAS for as long as it lives."""
+    return _controller() is not None and threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
@@ -50,7 +54,7 @@ def threads(count):
     of calls (an optimizer's) should hold the count around the whole loop
     (``LinearObjective.threads_held``) rather than have each call set and reset it.
     """
-    controller = _controller()
+    controller = _controller() if can_limit() else None
     changed = []
     _state.setdefault("held", []).append(count)
     try:

@@ -99,15 +99,20 @@ def row_mask(where, rows_shape, xp=np, name="where"):
                       f"only)")
 
 
-def int64_rows(labels, xp=np):
-    """``labels`` flattened to a contiguous, aligned int64 array (a view where one exists).
+def contiguous(a, dtype=None, xp=np):
+    """``a`` as a C-contiguous, aligned array of ``dtype`` (a view where one exists).
 
     Alignment matters: arrays unpickled from buffers (Dask's workers) can start at
-    any byte, and the kernels read labels as int64."""
-    rows = xp.ascontiguousarray(labels.reshape(-1), dtype=np.int64)
-    if xp is np and not rows.flags.aligned:
-        rows = rows.copy()
-    return rows
+    any byte, and the kernels read them as whole int64 or float64 words."""
+    out = xp.ascontiguousarray(a, dtype=dtype)
+    if xp is np and not out.flags.aligned:
+        out = out.copy()
+    return out
+
+
+def int64_rows(labels, xp=np):
+    """``labels`` flattened to a contiguous, aligned int64 array (a view where one exists)."""
+    return contiguous(labels.reshape(-1), np.int64, xp)
 
 
 def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels", *,

@@ -61,7 +61,7 @@ class Data:
             if w.dtype.kind not in "biuf" or w.shape != (self.n,):
                 raise ValueError(f"sample_weight must be {self.n} real numbers, got dtype "
                                  f"{w.dtype}, shape {w.shape}")
-            self.weights = xp.ascontiguousarray(w, dtype=np.float64)
+            self.weights = _checks.contiguous(w, np.float64, xp)
         self.sparse = labels.dtype.kind in "iu"
         if self.sparse:
             labels = _checks.sparse_labels_array(labels, logits_shape, xp)
@@ -80,7 +80,7 @@ class Data:
                 raise ValueError(f"dense labels must have shape {logits_shape} (n_samples, "
                                  f"n_classes); got {labels.shape}")
             labels, _ = _checks.dense_labels_array(labels, logits_shape, self.dtype, xp)
-            self.labels = xp.ascontiguousarray(labels, dtype=self.dtype)
+            self.labels = _checks.contiguous(labels, self.dtype, xp)
             eps = _checks.label_smoothing_value(label_smoothing)
             self.label_coef = (1.0 - eps, eps / self.num_classes)
             a, b = self.label_coef
@@ -103,9 +103,9 @@ class Data:
                 raise ValueError(f"X must be (n_samples, n_features); got shape {X.shape}")
             if X.dtype.kind not in "biuf":
                 raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
-            indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-            indices = np.ascontiguousarray(X.indices, dtype=np.int64)
-            data = np.ascontiguousarray(X.data, dtype=self.dtype)
+            indptr = _checks.contiguous(X.indptr, np.int64)
+            indices = _checks.contiguous(X.indices, np.int64)
+            data = _checks.contiguous(X.data, self.dtype)
             nnz = data.shape[0]
             if (indptr.shape != (X.shape[0] + 1,) or indptr[0] != 0 or indptr[-1] != nnz
                     or indices.shape != (nnz,) or np.any(np.diff(indptr) < 0)
@@ -124,7 +124,7 @@ class Data:
                 item = self.dtype.itemsize
                 if not (X.flags.aligned and (X.strides[1] == item or X.strides[0] == item
                                              or 0 in X.shape)):
-                    X = np.ascontiguousarray(X)
+                    X = X.copy(order="C")   # aligned too
             self.X = X
         self.n, self.n_features = X.shape
 
@@ -160,10 +160,10 @@ class Data:
                              f"shape {coef.shape}")
         if coef.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be real numbers, got dtype {coef.dtype}")
-        coef = xp.ascontiguousarray(coef, dtype=self.dtype)
+        coef = _checks.contiguous(coef, self.dtype, xp)
         if intercept is not None:
-            intercept = xp.ascontiguousarray(given_array(xp, intercept, "intercept"),
-                                             dtype=self.dtype)
+            intercept = _checks.contiguous(given_array(xp, intercept, "intercept"),
+                                           self.dtype, xp)
             if intercept.shape != (self.num_classes,):
                 raise ValueError(f"intercept must have shape ({self.num_classes},), got "
                                  f"{intercept.shape}")
@@ -200,13 +200,14 @@ class Data:
         from ._kernels import default_threads
 
         wanted = self.n_threads or default_threads()
-        if self.n_slots == 1:
-            return 1, wanted, wanted         # the coefficients are large: BLAS's threads
         work = self.n * self.n_features * self.num_classes
-        if wanted == 1 or not _blas.can_limit() or (work < _SMALL_WORK and held != 1):
+        if wanted == 1 and self.n_slots > 1 or not _blas.can_limit() \
+                or (work < _SMALL_WORK and held != 1):
             # Small calls keep off BLAS's settings: setting its count back up after each
             # call wakes its pool, which then spins against the next call's threads.
             return 1, 1, None
+        if self.n_slots == 1:
+            return 1, wanted, wanted         # the coefficients are large: BLAS's threads
         return min(wanted, self.n_slots), 1, 1
 
     def threads_held(self):
@@ -391,7 +392,7 @@ def hessp(data, coef, intercept, v_coef, v_intercept, l2):
     if intercept is not None:
         if v_intercept is None:
             raise ValueError("v_intercept must be given with intercept")
-        v_intercept = data.xp.ascontiguousarray(data.xp.asarray(v_intercept), dtype=data.dtype)
+        v_intercept = _checks.contiguous(data.xp.asarray(v_intercept), data.dtype, data.xp)
         if v_intercept.shape != (data.num_classes,):
             raise ValueError(f"v_intercept must have shape ({data.num_classes},), got "
                              f"{v_intercept.shape}")

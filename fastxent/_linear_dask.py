@@ -156,7 +156,9 @@ def _block_data(X, labels, weights, offset, num_classes, dtype, kwargs):
 def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype, want_grad,
                  hessp, kwargs):
     data = _block_data(X, labels, weights, offset, num_classes, dtype, kwargs)
+    coef, intercept = data.parameters(coef, intercept)   # aligned: unpickled ones may not be
     if hessp is not None:
+        hessp = data.parameters(*hessp)
         h_coef, h_intercept = data.run(coef, intercept, False, False, hessp=hessp)
         return data.total, 0.0, h_coef, h_intercept
     total, g_coef, g_intercept, _ = data.run(coef, intercept, want_grad, False)
@@ -241,7 +243,7 @@ def _block_grad_X(X, labels, weights, offset, coef, intercept, num_classes, dtyp
     w = np.ones(rows) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / denominator if denominator else np.zeros(rows)
     data = _block_data(X, labels, w, offset, num_classes, dtype, kwargs)
-    return data.run(coef, intercept, False, True)[3]
+    return data.run(*data.parameters(coef, intercept), False, True)[3]
 
 
 def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, l2, options):

@@ -22,7 +22,7 @@ both use it.
 
 import numpy as np
 
-from ._checks import label_smoothing_value
+from ._checks import contiguous, label_smoothing_value
 
 
 class SparseOptions:
@@ -96,7 +96,7 @@ def class_weight_array(class_weight, num_classes, xp=np):
     if u.shape != (num_classes,):
         raise ValueError(f"class_weight must have one weight per class, shape "
                          f"({num_classes},); got shape {u.shape}")
-    u = xp.ascontiguousarray(u, dtype=np.float64)
+    u = contiguous(u, np.float64, xp)
     if not bool(xp.all(xp.isfinite(u))):
         raise ValueError("class_weight must be finite")
     return u

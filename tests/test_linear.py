@@ -359,3 +359,25 @@ def test_holding_blas_threads_restores_them(rng):
     loose = objective(w)
     assert held[0] == loose[0]
     np.testing.assert_array_equal(held[1], loose[1])
+
+
+def _misaligned(a):
+    """A copy of ``a`` starting one byte into a buffer (as an unpickled Dask chunk can)."""
+    raw = np.empty(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def test_misaligned_inputs_are_read_safely(rng):
+    """Run under tools/sanitize.sh, an unaligned word read is an error; here, the results."""
+    X, coef, intercept, labels = _many_blocks(rng, n=400)
+    weights = rng.random(400)
+    options = dict(intercept=intercept, sample_weight=weights, class_weight=rng.random(7) + 1)
+    want = fastxent.linear_cross_entropy(X, coef, labels, **options)
+    got = fastxent.linear_cross_entropy(
+        _misaligned(X), _misaligned(coef), _misaligned(labels),
+        **{k: _misaligned(v) for k, v in options.items()})
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
