@@ -1,12 +1,15 @@
-"""``python -m fastxent [bench|check|info]``.
+"""``python -m fastxent [bench|check|info]`` (``--help`` on each).
 
 ``bench`` (the main job) times fastxent against NumPy, the read floor and the
 installed peers on a built-in workload (``python -m fastxent bench --help``).
 ``check`` (the default) and ``info`` print the versions and the kernel path in
 use, and check one loss and gradient against a float64 NumPy reference; they
-exit 1 if the two disagree.
+exit 1 if the two disagree. ``info`` also lists the optional packages found.
 """
 
+import argparse
+import importlib.metadata
+import importlib.util
 import platform
 import sys
 
@@ -48,18 +51,54 @@ def self_check(out=sys.stdout):
     return 0 if ok else 1
 
 
+# What each optional extra brings, by the import name that tells whether it is there.
+EXTRAS = {"cupy": "cuda", "dask": "dask", "distributed": "dask", "sklearn": "sklearn",
+          "scipy": "sklearn (and the compiled linear pass's BLAS)", "torch": "peers",
+          "jax": "peers", "optax": "peers", "ml_dtypes": "bfloat16 inputs"}
+_DISTRIBUTIONS = {"sklearn": "scikit-learn", "cupy": None}
+
+
+def _version(module):
+    names = [_DISTRIBUTIONS.get(module, module)] if module != "cupy" else [
+        d.metadata["Name"] for d in importlib.metadata.distributions()
+        if (d.metadata["Name"] or "").lower().startswith("cupy")]
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "found"
+
+
+def optional_packages(out=sys.stdout):
+    """Print which optional packages are installed (found without importing them)."""
+    for module, extra in EXTRAS.items():
+        found = importlib.util.find_spec(module) is not None
+        print(f"  {module:12s} {_version(module) if found else 'not installed':16s} {extra}",
+              file=out)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    command = argv[0] if argv else "check"
-    if command == "bench":
+    if argv and argv[0] == "bench":
         from fastxent._bench import main as bench
 
-        return bench(argv[1:])
-    if command in ("check", "info"):
-        return self_check()
-    print(f"usage: python -m fastxent [bench|check|info]\nunknown command {command!r}",
-          file=sys.stderr)
-    return 2
+        return bench(argv[1:])            # its own options: python -m fastxent bench --help
+    parser = argparse.ArgumentParser(prog="python -m fastxent",
+                                     description="fastxent's command line.")
+    commands = parser.add_subparsers(dest="command", metavar="{bench,check,info}")
+    commands.add_parser("bench", add_help=False,
+                        help="time fastxent against NumPy and the installed peers "
+                             "(python -m fastxent bench --help)")
+    commands.add_parser("check", help="the versions, the kernel path and one checked "
+                                      "computation (the default)")
+    commands.add_parser("info", help="as check, and the optional packages found")
+    args = parser.parse_args(argv)
+    status = self_check()
+    if args.command == "info":
+        print("optional packages (pip install \"fastxent[EXTRA]\"):")
+        optional_packages()
+    return status
 
 
 if __name__ == "__main__":

@@ -186,14 +186,18 @@ def at_least_one_class(logits_shape, axis=-1, name="logits"):
 
 
 def check_n_threads(n_threads):
+    """None (all cores, OpenMP's count) for None or -1 (scikit-learn's "all cores"), else a
+    positive int."""
     if n_threads is None:
         return None
     try:
         n = operator.index(n_threads)
     except TypeError:
         raise TypeError(f"n_threads must be None or a positive integer, got {n_threads!r}") from None
+    if n == -1:
+        return None
     if n < 1:
-        raise ValueError(f"n_threads must be None or a positive integer, got {n}")
+        raise ValueError(f"n_threads must be None, -1 (all cores) or a positive integer, got {n}")
     return n
 
 
@@ -272,3 +276,14 @@ def label_smoothing_value(label_smoothing):
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     return eps
+
+
+def refuse_masked(**arrays):
+    """A NumPy masked array would lose its mask in ``asarray``: a wrong answer, silently.
+    Refuse it, naming the argument."""
+    for name, array in arrays.items():
+        if isinstance(array, np.ma.MaskedArray):
+            raise TypeError(
+                f"{name} is a NumPy masked array; fastxent does not read masks. Pass the "
+                f"mask as where= (True where kept: ~{name}.mask, where the function takes "
+                f"where=), or {name}.filled(value) for the values you mean")

@@ -24,7 +24,9 @@ __all__ = ["REDUCTION_CODES", "Reduction", "Weighting", "dense", "fast_sparse", 
 class Reduction:
     """Types of loss reduction (``tf.compat.v1.losses.Reduction``).
 
-    Plain strings; a string is accepted wherever a Reduction is.
+    Plain strings; a string is accepted wherever a Reduction is, and so are the
+    lowercase names without ``weighted_`` (``"mean"``, ``"sum"``, Keras's
+    ``"sum_over_batch_size"``; PyTorch's ``"mean"``, ``"sum"`` and ``"none"`` mean the same).
     """
 
     NONE = "none"
@@ -40,10 +42,19 @@ class Reduction:
 
     @classmethod
     def validate(cls, key):
-        """Return ``key`` if it is a reduction, else raise ValueError."""
+        """The reduction ``key`` names (a Reduction, or a short name), else ValueError."""
+        if isinstance(key, str):
+            key = _REDUCTION_NAMES.get(key, key)
         if not isinstance(key, str) or key not in cls.all():
-            raise ValueError(f"Invalid Reduction Key {key!r}; expected one of {cls.all()}")
+            raise ValueError(f"Invalid Reduction Key {key!r}; expected one of {cls.all()} "
+                             f"or {tuple(_REDUCTION_NAMES)}")
         return key
+
+
+_REDUCTION_NAMES = {"mean": Reduction.MEAN, "sum": Reduction.SUM,
+                    "sum_over_batch_size": Reduction.SUM_OVER_BATCH_SIZE,
+                    "sum_by_nonzero_weights": Reduction.SUM_BY_NONZERO_WEIGHTS,
+                    "sum_over_nonzero_weights": Reduction.SUM_BY_NONZERO_WEIGHTS}
 
 
 # fast_sparse's codes: -1 is nn's per-row loss

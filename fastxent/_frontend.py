@@ -3,12 +3,15 @@ Dask arrays. Both have the same ``sparse``, ``dense`` and ``weighted`` functions
 public functions are adapters that know neither."""
 
 from . import _core
+from ._checks import refuse_masked
 from ._backend import is_lazy
 
 
-def frontend_for(*arrays):
-    """``fastxent._dask`` if any argument is a Dask array, else ``fastxent._core``."""
-    if is_lazy(*arrays):
+def frontend_for(**arrays):
+    """``fastxent._dask`` if any ``name=array`` argument is a Dask array, else
+    ``fastxent._core``. Masked arrays are refused (``refuse_masked``)."""
+    refuse_masked(**arrays)
+    if is_lazy(*arrays.values()):
         from . import _dask
 
         return _dask

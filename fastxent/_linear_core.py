@@ -42,6 +42,7 @@ class Data:
     def __init__(self, X, labels, num_classes, dtype, *, backend, sample_weight=None,
                  label_smoothing=0.0, class_weight=None, ignore_index=None, reduction="mean",
                  chunk_rows=None, n_threads=None, row_offset=None):
+        _checks.refuse_masked(X=X, labels=labels, sample_weight=sample_weight)
         self.backend = backend
         xp = self.xp = backend.xp
         self.dtype = np.dtype(dtype)
@@ -49,8 +50,7 @@ class Data:
         if self.num_classes < 1:
             raise ValueError("coef must have at least one class (column)")
         self._set_X(X)
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        reduction = linear_reduction(reduction)
         self.n_threads = _checks.check_n_threads(n_threads)
 
         logits_shape = (self.n, self.num_classes)
@@ -152,6 +152,7 @@ class Data:
 
     def parameters(self, coef, intercept, name="coef"):
         """``coef`` (and ``intercept``) checked against the data, in the compute type."""
+        _checks.refuse_masked(**{name: coef, "intercept": intercept})
         xp = self.xp
         coef = given_array(xp, coef, name)
         if coef.shape != (self.n_features, self.num_classes):
@@ -333,6 +334,22 @@ class Data:
             if h_intercept is not None:
                 h_intercept += q.sum(axis=0)
         return h_coef, h_intercept
+
+
+def linear_reduction(reduction):
+    """``"mean"`` or ``"sum"`` from any of their names (``Reduction.MEAN`` and
+    ``Reduction.SUM`` included), else ValueError."""
+    from ._core import Reduction
+
+    try:
+        key = Reduction.validate(reduction)
+    except ValueError:
+        key = None
+    names = {Reduction.MEAN: "mean", Reduction.SUM: "sum"}
+    if key not in names:
+        raise ValueError(f"reduction must be 'mean' or 'sum' (Reduction.MEAN, Reduction.SUM), "
+                         f"got {reduction!r}")
+    return names[key]
 
 
 def given_array(xp, value, name):

@@ -48,8 +48,7 @@ class DaskData:
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        reduction = core.linear_reduction(reduction)
         if X.numblocks[1] > 1:
             X = X.rechunk({1: -1})
         self.X = X

@@ -68,7 +68,7 @@ def softmax_cross_entropy(
     ...     weights=[.3, .7], label_smoothing=0.2)), 5)
     0.57618
     """
-    return frontend_for(onehot_labels, logits, weights).dense(
+    return frontend_for(onehot_labels=onehot_labels, logits=logits, weights=weights).dense(
         onehot_labels, logits, weights=weights, reduction=reduction,
         label_smoothing=label_smoothing, class_weight=class_weight, return_grad=return_grad,
         out=out, grad_out=grad_out, n_threads=n_threads, labels_name="onehot_labels",
@@ -126,7 +126,7 @@ def sparse_softmax_cross_entropy(
                                    weights)
         if result is not None:
             return result
-    return frontend_for(labels, logits, weights).sparse(
+    return frontend_for(labels=labels, logits=logits, weights=weights).sparse(
         labels, logits, weights=weights, reduction=reduction, return_grad=return_grad,
         out=out, grad_out=grad_out, n_threads=n_threads, validate=validate,
         ignore_index=ignore_index, class_weight=class_weight, label_smoothing=label_smoothing,
@@ -173,6 +173,6 @@ def compute_weighted_loss(
     >>> float(fastxent.losses.compute_weighted_loss(losses, weights, reduction="weighted_sum"))
     2470.0
     """
-    return frontend_for(losses, weights).weighted(
+    return frontend_for(losses=losses, weights=weights).weighted(
         losses, weights, reduction, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads)

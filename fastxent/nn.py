@@ -98,7 +98,7 @@ def sparse_softmax_cross_entropy_with_logits(
         result = _core.fast_sparse(logits, labels, return_grad, -1, 1.0)
         if result is not None:
             return result
-    return frontend_for(labels, logits).sparse(
+    return frontend_for(labels=labels, logits=logits).sparse(
         labels, logits, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads, validate=validate, ignore_index=ignore_index,
         class_weight=class_weight, label_smoothing=label_smoothing, axis=axis, where=where)
@@ -107,7 +107,7 @@ def sparse_softmax_cross_entropy_with_logits(
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads,
           where=None, class_weight=None, label_smoothing=0.0):
     """Shared body of the v2 and v1 dense functions."""
-    return frontend_for(labels, logits).dense(
+    return frontend_for(labels=labels, logits=logits).dense(
         labels, logits, axis=axis, return_grad=return_grad,
         return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads,
         where=where, class_weight=class_weight, label_smoothing=label_smoothing)

@@ -19,3 +19,20 @@ def test_unknown_command_is_refused(tmp_path):
                          text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 2
     assert "usage" in run.stderr
+
+
+def test_help_lists_the_commands(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "fastxent", "--help"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for command in ("bench", "check", "info"):
+        assert command in run.stdout
+
+
+def test_info_lists_the_optional_packages(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "fastxent", "info"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "optional packages" in run.stdout
+    for module in ("cupy", "dask", "sklearn", "scipy", "torch", "jax"):
+        assert f"  {module}" in run.stdout

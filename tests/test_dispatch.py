@@ -51,8 +51,8 @@ def test_weights_on_another_device_are_named():
 def test_dask_arrays_go_to_the_dask_frontend():
     from fastxent import _dask
 
-    assert _frontend.frontend_for(FakeDaskArray(), np.zeros(2, int)) is _dask
-    assert _frontend.frontend_for(np.zeros(2, int), [1.0]) is _core
+    assert _frontend.frontend_for(logits=FakeDaskArray(), labels=np.zeros(2, int)) is _dask
+    assert _frontend.frontend_for(labels=np.zeros(2, int), logits=[1.0]) is _core
 
 
 def test_numpy_use_never_imports_cupy(tmp_path):

@@ -93,7 +93,7 @@ def test_no_classes_for_sparse():
 
 def test_unknown_reduction():
     with pytest.raises(ValueError, match="Invalid Reduction"):
-        losses.softmax_cross_entropy(np.eye(2), np.zeros((2, 2)), reduction="mean")
+        losses.softmax_cross_entropy(np.eye(2), np.zeros((2, 2)), reduction="average")
 
 
 @pytest.mark.parametrize("n_threads, error", [(0, ValueError), (-2, ValueError),
@@ -102,3 +102,28 @@ def test_bad_n_threads(n_threads, error):
     with pytest.raises(error, match="n_threads"):
         nn.sparse_softmax_cross_entropy_with_logits(labels=[0], logits=[[0.0]],
                                                     n_threads=n_threads)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x, t: fastxent.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x),
+    lambda x, t: fastxent.losses.sparse_softmax_cross_entropy(t, x),
+    lambda x, t: fastxent.nn.softmax_cross_entropy_with_logits(labels=np.eye(3)[t], logits=x),
+    lambda x, t: fastxent.linear_cross_entropy(x, np.zeros((3, 3)), t),
+])
+def test_masked_arrays_are_refused_not_unmasked(call):
+    x = np.ma.masked_array(np.zeros((4, 3)), mask=np.eye(4, 3, dtype=bool))
+    with pytest.raises(TypeError, match="masked array; fastxent does not read masks"):
+        call(x, np.zeros(4, int))
+
+
+def test_n_threads_minus_one_is_all_cores(rng):
+    logits, labels = rng.standard_normal((50, 7)), rng.integers(0, 7, 50)
+    for call in (lambda n: fastxent.nn.sparse_softmax_cross_entropy_with_logits(
+                     labels=labels, logits=logits, n_threads=n),
+                 lambda n: fastxent.losses.sparse_softmax_cross_entropy(labels, logits,
+                                                                        n_threads=n),
+                 lambda n: fastxent.linear_cross_entropy(logits, np.eye(7), labels,
+                                                         n_threads=n)[0]):
+        np.testing.assert_array_equal(call(-1), call(None))
+    with pytest.raises(ValueError, match="-1 .all cores."):
+        fastxent.losses.sparse_softmax_cross_entropy(labels, logits, n_threads=-2)

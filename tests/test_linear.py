@@ -173,7 +173,7 @@ def test_zero_weights_give_zero(problem):
     ({"labels": np.zeros((N, C + 1))}, ValueError, "dense labels"),
     ({"intercept": np.zeros(C + 1)}, ValueError, "intercept"),
     ({"sample_weight": np.ones(3)}, ValueError, "sample_weight"),
-    ({"reduction": "weighted_mean"}, ValueError, "reduction"),
+    ({"reduction": "none"}, ValueError, "reduction"),
     ({"chunk_rows": 0}, ValueError, "chunk_rows"),
     ({"l2_reg": -1.0}, ValueError, "l2_reg"),
     ({"X": np.array([["a"] * D] * N)}, TypeError, "X must be real"),
@@ -381,3 +381,14 @@ def test_misaligned_inputs_are_read_safely(rng):
         **{k: _misaligned(v) for k, v in options.items()})
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_reduction_names_of_the_losses_work_here_too(problem):
+    X, coef, intercept, labels = problem
+    for mean in ("mean", fastxent.Reduction.MEAN):
+        assert fastxent.linear_cross_entropy(X, coef, labels, reduction=mean,
+                                             return_grad=False) == \
+            fastxent.linear_cross_entropy(X, coef, labels, return_grad=False)
+    assert fastxent.linear_cross_entropy(X, coef, labels, reduction=fastxent.Reduction.SUM,
+                                         return_grad=False) == \
+        fastxent.linear_cross_entropy(X, coef, labels, reduction="sum", return_grad=False)

@@ -32,7 +32,7 @@ def test_reduction_strings():
                                     "weighted_sum_by_nonzero_weights"}
 
 
-@pytest.mark.parametrize("key", ["sum", "mean", "", None, 3])
+@pytest.mark.parametrize("key", ["average", "Mean", "", None, 3])
 def test_unknown_reduction_is_a_value_error(key):
     with pytest.raises(ValueError, match="Invalid Reduction"):
         Reduction.validate(key)
@@ -220,3 +220,21 @@ def test_label_smoothing_outside_unit_interval(eps):
 def test_positional_arguments_are_allowed_for_losses():
     a = softmax_cross_entropy(np.eye(3), np.zeros((3, 3)), 1.0, 0.0, None, None, "weighted_sum")
     np.testing.assert_allclose(a, 3 * np.log(3))
+
+
+@pytest.mark.parametrize("name, key", [("mean", Reduction.MEAN), ("sum", Reduction.SUM),
+                                       ("none", Reduction.NONE),
+                                       ("sum_over_batch_size", Reduction.SUM_OVER_BATCH_SIZE),
+                                       ("sum_by_nonzero_weights",
+                                        Reduction.SUM_BY_NONZERO_WEIGHTS)])
+def test_one_reduction_vocabulary(rng, name, key):
+    """The short names (PyTorch's and Keras's) are the Reductions they say."""
+    assert Reduction.validate(name) == key
+    logits, labels = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    weights = rng.random(6)
+    for short, full in ((name, key),):
+        np.testing.assert_array_equal(
+            fastxent.losses.sparse_softmax_cross_entropy(labels, logits, weights=weights,
+                                                         reduction=short),
+            fastxent.losses.sparse_softmax_cross_entropy(labels, logits, weights=weights,
+                                                         reduction=full))
