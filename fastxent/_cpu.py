@@ -28,14 +28,10 @@ import numpy as xp
 try:
     from ._kernels import build_info as info
     from ._kernels import dense_rows as _dense_rows
-    from ._kernels import (
-        dense_grad_given,
-        dense_sums_given,
-        fast_sparse,
-        first_invalid_label,
-        row_partials,
-        sparse_grad_given,
-    )
+    from ._kernels import dense_grad_given as _dense_grad_given
+    from ._kernels import dense_sums_given as _dense_sums_given
+    from ._kernels import fast_sparse, first_invalid_label, row_partials
+    from ._kernels import sparse_grad_given as _sparse_grad_given
     from ._kernels import sparse_rows as _sparse_rows
 except ModuleNotFoundError as error:  # pragma: no cover - depends on how it was installed
     here = pathlib.Path(__file__).resolve().parent
@@ -81,6 +77,29 @@ def dense_rows(logits, labels, loss, grad, labels_grad, a, b, scale, n_threads=N
     """The kernel's ``dense_rows``, in blocks of rows (see ``INTERRUPT_ENTRIES``)."""
     for x, y, out, g, gy, s, m in _blocks(logits, labels, loss, grad, labels_grad, scale, mask):
         _dense_rows(x, y, out, g, gy, a, b, s, n_threads, class_weight=class_weight, mask=m)
+
+def _aligned(a):
+    """An input read as whole words, copied when it is not aligned: the row partials of a
+    split class axis come from other Dask tasks, unpickled at any byte offset."""
+    return a if a is None or a.flags.aligned else a.copy()
+
+
+def sparse_grad_given(logits, m, r, xt, local_labels, scale, grad):
+    """The kernel's ``sparse_grad_given``, its per-row inputs aligned."""
+    _sparse_grad_given(logits, _aligned(m), _aligned(r), _aligned(xt), _aligned(local_labels),
+                       _aligned(scale), grad)
+
+
+def dense_sums_given(logits, labels, m, a, b, sum_y, sum_yx):
+    """The kernel's ``dense_sums_given``, its per-row input aligned."""
+    _dense_sums_given(logits, labels, _aligned(m), a, b, sum_y, sum_yx)
+
+
+def dense_grad_given(logits, labels, m, a, b, p_scale, y_scale, grad):
+    """The kernel's ``dense_grad_given``, its per-row inputs aligned."""
+    _dense_grad_given(logits, labels, _aligned(m), a, b, _aligned(p_scale), _aligned(y_scale),
+                      grad)
+
 
 __all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",
            "fast_sparse", "first_invalid_label", "info", "row_partials", "sparse_grad_given", "sparse_rows",

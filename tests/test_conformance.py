@@ -302,3 +302,26 @@ def test_public_functions_on_every_array_kind(kind, rng):
     want_mean, want_mean_grad = reference.weighted_rows(want_loss, want_grad, w, "weighted_mean")
     reference.assert_loss_close(mean, want_mean, np.float32)
     reference.assert_grad_close(mean_grad, want_mean_grad, np.float32)
+
+
+def test_split_class_partials_may_be_misaligned(rng):
+    """Row partials from other Dask tasks arrive unpickled at any byte offset; the CPU
+    backend reads them safely (an error under tools/sanitize.sh otherwise)."""
+    from fastxent import _cpu
+
+    def misaligned(a):
+        raw = np.empty(a.nbytes + 1, np.uint8)
+        out = raw[1:].view(a.dtype).reshape(a.shape)
+        out[...] = a
+        return out
+
+    logits = rng.standard_normal((5, 4))
+    m, r = np.empty(5), np.empty(5)
+    _cpu.row_partials(logits, m, r)
+    labels = rng.integers(0, 4, 5)
+    xt = logits[np.arange(5), labels]
+    want, got = np.empty_like(logits), np.empty_like(logits)
+    args = (m, r, xt, labels, np.ones(5))
+    _cpu.sparse_grad_given(logits, *args, want)
+    _cpu.sparse_grad_given(logits, *map(misaligned, args), got)
+    np.testing.assert_array_equal(got, want)
