@@ -71,18 +71,8 @@ class DaskData:
                              f"(n_samples, n_classes); got {self.labels.shape}")
         self.offsets = np.cumsum((0,) + rows[:-1]).tolist()
 
-    def parameters(self, coef, intercept, name="coef"):
-        coef = np.ascontiguousarray(np.asarray(coef), dtype=self.dtype)
-        if coef.shape != (self.n_features, self.num_classes):
-            raise ValueError(f"X must be (n_samples, n_features) and {name} (n_features, "
-                             f"n_classes); got X shape {(self.n, self.n_features)}, {name} "
-                             f"shape {coef.shape}")
-        if intercept is not None:
-            intercept = np.ascontiguousarray(np.asarray(intercept), dtype=self.dtype)
-            if intercept.shape != (self.num_classes,):
-                raise ValueError(f"intercept must have shape ({self.num_classes},), got "
-                                 f"{intercept.shape}")
-        return coef, intercept
+    # the same checks as the NumPy data's: they read only xp, n, n_features, num_classes, dtype
+    parameters = core.Data.parameters
 
     def threads_held(self):
         return contextlib.nullcontext()   # the blocks run on the workers
