@@ -1,11 +1,15 @@
 """``python -m fastxent bench`` runs, checks its results and writes its figures."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
 
-from fastxent import _kernels
+import numpy as np
+import pytest
+
+from fastxent import _bench, _bench_report, _kernels
 
 
 def test_bench_runs_and_reports(tmp_path, python_subprocess):
@@ -20,13 +24,24 @@ def test_bench_runs_and_reports(tmp_path, python_subprocess):
     assert f"| 8x3000 float64 | dense | loss+grad | all | {path} |" in run.stdout
     assert "reference check: 16 of 16 results match" in run.stdout
     assert "CPU: " in run.stdout and "kernel paths timed: " + path in run.stdout
-    assert "one thread" in run.stderr  # progress goes to stderr
+    assert "all thr / 1 thr" in run.stdout                     # the thread scaling column
+    # progress goes to stderr: each result as it finishes, with the time left
+    assert "[1/16] 64x10 float32 sparse loss (1 thread" in run.stderr
+    assert "[16/16] 8x3000 float64 dense loss+grad (all threads" in run.stderr
+    assert "left]" in run.stderr
     report = json.loads(figures.read_text())
     rows = report["rows"]
+    assert report["complete"] is True
     assert len(rows) == 16 and all(r["matches_reference"] for r in rows)
     assert {r["threads"] for r in rows} == {"1", "all"}
     assert {r["path"] for r in rows} == {path} and report["paths"] == [path]
     assert report["cpu"]["model"] and report["kernel"]["path"] == path
+    assert report["versions"]["fastxent"] and report["versions"]["numpy"] == np.__version__
+    assert report["date"].startswith("20") and "--json" in report["command"]
+    for row in rows:
+        for name in ("fastxent", "numpy", "read"):
+            t = row["times"][name]
+            assert 0 < t["min"] <= t["median"] == row[f"{name}_s"] <= t["max"] and t["runs"] >= 3
 
 
 def test_bench_times_every_path(tmp_path, python_subprocess):
@@ -59,7 +74,7 @@ def test_peers_include_torch_compile_where_torch_and_a_compiler_are(monkeypatch)
 
 
 def test_fastest_peer_is_the_smallest_time():
-    from fastxent._bench import fastest_peer
+    from fastxent._bench_report import fastest_peer
 
     row = {"torch_s": 3.0, "torch.compile_s": 1.0, "jax_s": 2.0}
     assert fastest_peer(row, ["torch", "torch.compile", "jax"]) == ("torch.compile", 1.0)
@@ -98,3 +113,63 @@ def test_peers_are_capped_to_the_timed_paths_isa_class(monkeypatch):
     assert best["FASTXENT_CPU_PATH"] == "avx512"
     assert "ATEN_CPU_CAPABILITY" not in best and "OMP_NUM_THREADS" not in best
     assert best["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
+
+
+def test_bench_plots_speedups(tmp_path, python_subprocess):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "speedups.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "fastxent", "bench", "--shapes", "32x10", "--min-time", "0.001",
+         "--no-peers", "--threads", "all", "--plot", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in run.stdout
+
+
+def test_quick_is_a_quarter_of_the_rows_and_leaves_out_torch_compile():
+    _, args = _bench.parse_args(["--quick"])
+    full = _bench.parse_shapes(_bench.DEFAULT_SHAPES)
+    assert [(shape[0] // 4, shape[1]) for shape, _ in full] == [s for s, _ in args.cases]
+    assert args.min_time == _bench.QUICK_MIN_TIME and "torch.compile" not in args.peers
+    assert _bench.parse_args(["--quick", "--min-time", "1"])[1].min_time == 1
+
+
+def test_bench_refuses_unknown_peers():
+    with pytest.raises(SystemExit):
+        _bench.parse_args(["--peers", "torch,tensorflow"])
+
+
+def test_progress_estimates_the_time_left_from_the_mean_so_far():
+    now = [0.0]
+    out = io.StringIO()
+    progress = _bench_report.Progress(4, out, clock=lambda: now[0])
+    assert progress.time_left() is None
+    row = {"shape": [8, 3], "dtype": "float32", "labels": "sparse", "grad": False,
+           "threads": "1", "path": "plain", "bytes": 96, "fastxent_s": 1e-6,
+           "read_inputs_s": 1e-7, "numpy_s": 4e-6, "torch_s": 2e-6, "matches_reference": True}
+    now[0] = 10.0
+    progress.update(row, ["torch"])
+    assert progress.time_left() == 30.0
+    line = out.getvalue()
+    assert line.startswith("[1/4] 8x3 float32 sparse loss (1 thread, plain): ")
+    assert "4.0x faster than NumPy" in line and "2.0x than torch" in line
+    assert "[10s spent, ~30s left]" in line
+
+
+def test_the_json_is_rewritten_as_results_arrive(tmp_path):
+    target = tmp_path / "figures.json"
+    writer = _bench_report.JsonWriter(str(target), {"date": "today"})
+    writer.write([{"n": 1}])
+    assert json.loads(target.read_text()) == {"complete": False, "date": "today", "rows": [{"n": 1}]}
+    writer.write([{"n": 1}, {"n": 2}], complete=True)
+    assert json.loads(target.read_text())["complete"] is True
+    assert not (tmp_path / "figures.json.partial").exists()
+
+
+def test_thread_scaling_pairs_each_all_thread_row_with_its_one_thread_row():
+    base = {"shape": [8, 3], "dtype": "float32", "labels": "sparse", "grad": False,
+            "path": "plain"}
+    one, many = {**base, "threads": "1", "fastxent_s": 3.0}, {**base, "threads": "all",
+                                                              "fastxent_s": 2.0}
+    other = {**base, "grad": True, "threads": "all", "fastxent_s": 1.0}
+    assert _bench_report.thread_speedups([one, many, other]) == {id(many): 1.5}
