@@ -103,7 +103,7 @@ def backend_for(**arrays) -> Backend:
     TypeError
         If the arguments mix array types of two backends; the message names them.
     """
-    found = {}
+    found: dict[str, list[str]] = {}
     for name, array in arrays.items():
         library = _library(array)
         if library in REGISTRY and (library != _DEFAULT or getattr(array, "ndim", 0) > 0):

@@ -7,7 +7,7 @@ loop (one block at a time through ``numpy.matmul``) and these report that.
 import contextlib
 import threading
 
-_state = {}
+_state: dict[str, object] = {}
 
 
 def bound():
