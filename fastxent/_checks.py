@@ -278,12 +278,35 @@ def label_smoothing_value(label_smoothing):
     return eps
 
 
-def refuse_masked(**arrays):
-    """A NumPy masked array would lose its mask in ``asarray``: a wrong answer, silently.
-    Refuse it, naming the argument."""
+# Arrays of other libraries that np.asarray would take silently, giving NumPy results back
+# (and a pandas index, or a JAX or torch device, lost): the conversion to write instead.
+_FOREIGN = {
+    "torch": ("a torch.Tensor", "{name}.numpy() (no copy for a CPU tensor; .detach() it first "
+              "if it requires grad) and torch.from_numpy(result) for a tensor back, or "
+              "torch.nn.functional.cross_entropy to stay in torch"),
+    "jax": ("a JAX array", "np.asarray({name}) (no copy on the CPU) and jax.numpy.asarray(result) "
+            "for a JAX array back, or optax's losses to stay in JAX"),
+    "jaxlib": ("a JAX array", "np.asarray({name}) (no copy on the CPU) and "
+               "jax.numpy.asarray(result) for a JAX array back"),
+    "pandas": ("a pandas object", "{name}.to_numpy() (and wrap the result in pandas with the "
+               "index you mean)"),
+}
+
+
+def refuse_unsupported(**arrays):
+    """Refuse, naming the argument and the conversion to write, what ``asarray`` would take
+    silently and get wrong or lose: NumPy masked arrays (the mask), torch tensors, JAX
+    arrays and pandas objects (their kind: the results would be NumPy arrays)."""
     for name, array in arrays.items():
         if isinstance(array, np.ma.MaskedArray):
             raise TypeError(
                 f"{name} is a NumPy masked array; fastxent does not read masks. Pass the "
                 f"mask as where= (True where kept: ~{name}.mask, where the function takes "
                 f"where=), or {name}.filled(value) for the values you mean")
+        library = type(array).__module__.partition(".")[0]
+        if library in _FOREIGN:
+            kind, conversion = _FOREIGN[library]
+            raise TypeError(
+                f"{name} is {kind} ({type(array).__name__}); fastxent computes on NumPy, "
+                f"CuPy and Dask arrays and gives results of their kind. Pass "
+                f"{conversion.format(name=name)}")

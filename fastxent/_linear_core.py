@@ -42,7 +42,7 @@ class Data:
     def __init__(self, X, labels, num_classes, dtype, *, backend, sample_weight=None,
                  label_smoothing=0.0, class_weight=None, ignore_index=None, reduction="mean",
                  chunk_rows=None, n_threads=None, row_offset=None):
-        _checks.refuse_masked(X=X, labels=labels, sample_weight=sample_weight)
+        _checks.refuse_unsupported(X=X, labels=labels, sample_weight=sample_weight)
         self.backend = backend
         xp = self.xp = backend.xp
         self.dtype = np.dtype(dtype)
@@ -152,7 +152,7 @@ class Data:
 
     def parameters(self, coef, intercept, name="coef"):
         """``coef`` (and ``intercept``) checked against the data, in the compute type."""
-        _checks.refuse_masked(**{name: coef, "intercept": intercept})
+        _checks.refuse_unsupported(**{name: coef, "intercept": intercept})
         xp = self.xp
         coef = given_array(xp, coef, name)
         if coef.shape != (self.n_features, self.num_classes):

@@ -104,16 +104,54 @@ def test_bad_n_threads(n_threads, error):
                                                     n_threads=n_threads)
 
 
-@pytest.mark.parametrize("call", [
+CALLS = [
     lambda x, t: fastxent.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x),
     lambda x, t: fastxent.losses.sparse_softmax_cross_entropy(t, x),
     lambda x, t: fastxent.nn.softmax_cross_entropy_with_logits(labels=np.eye(3)[t], logits=x),
     lambda x, t: fastxent.linear_cross_entropy(x, np.zeros((3, 3)), t),
-])
+]
+
+
+@pytest.mark.parametrize("call", CALLS)
 def test_masked_arrays_are_refused_not_unmasked(call):
     x = np.ma.masked_array(np.zeros((4, 3)), mask=np.eye(4, 3, dtype=bool))
     with pytest.raises(TypeError, match="masked array; fastxent does not read masks"):
         call(x, np.zeros(4, int))
+
+
+def _torch(a):
+    return pytest.importorskip("torch").from_numpy(np.asarray(a))
+
+
+def _jax(a):
+    return pytest.importorskip("jax").numpy.asarray(a)
+
+
+def _pandas(a):
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame(a) if np.ndim(a) == 2 else pd.Series(a)
+
+
+@pytest.mark.parametrize("call, x_name, dense_labels", [
+    (CALLS[0], "logits", False), (CALLS[1], "logits", False),
+    (lambda x, y: fastxent.nn.softmax_cross_entropy_with_logits(labels=y, logits=x), "logits",
+     True),
+    (CALLS[3], "X", False)])
+@pytest.mark.parametrize("convert, kind, conversion", [
+    (_torch, "a torch.Tensor", "logits.numpy()"),
+    (_jax, "a JAX array", "np.asarray(logits)"),
+    (_pandas, "a pandas object", "logits.to_numpy()"),
+])
+def test_other_libraries_arrays_are_refused_naming_the_conversion(
+        call, x_name, dense_labels, convert, kind, conversion):
+    """Not silently converted to NumPy (results of another kind than the input's)."""
+    labels = np.eye(3)[[0, 1, 2, 0]] if dense_labels else np.array([0, 1, 2, 0])
+    with pytest.raises(TypeError) as error:
+        call(convert(np.zeros((4, 3))), labels)
+    assert f"{x_name} is {kind}" in str(error.value)
+    assert conversion.replace("logits", x_name) in str(error.value)
+    with pytest.raises(TypeError, match=f"labels is {kind}"):
+        call(np.zeros((4, 3)), convert(labels))
 
 
 def test_n_threads_minus_one_is_all_cores(rng):

@@ -179,3 +179,15 @@ def test_any_thread_count_fits_the_same_bits(digits):
     for other in fits[1:]:
         np.testing.assert_array_equal(other.coef_, fits[0].coef_)
         assert other.n_iter_[0] == fits[0].n_iter_[0]
+
+
+def test_pandas_inputs_are_taken_as_logistic_regression_takes_them():
+    """The estimator follows scikit-learn (pandas in, feature names kept); the array
+    functions refuse pandas instead (tests/test_errors.py)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.standard_normal((60, 3)), columns=["a", "b", "c"])
+    y = pd.Series(np.arange(60) % 3)
+    model = SoftmaxRegression().fit(X, y)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.to_numpy()))
