@@ -54,7 +54,8 @@ def self_check(out=sys.stdout):
 # What each optional extra brings, by the import name that tells whether it is there.
 EXTRAS = {"cupy": "cuda", "dask": "dask", "distributed": "dask", "sklearn": "sklearn",
           "scipy": "sklearn (and the compiled linear pass's BLAS)", "torch": "peers",
-          "jax": "peers", "optax": "peers", "ml_dtypes": "bfloat16 inputs"}
+          "jax": "peers", "optax": "peers", "tqdm": "bench (a progress bar)",
+          "matplotlib": "bench (--plot)", "ml_dtypes": "bfloat16 inputs"}
 _DISTRIBUTIONS = {"sklearn": "scikit-learn", "cupy": None}
 
 
