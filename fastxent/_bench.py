@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from fastxent import _bench_report as report
+from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
 from fastxent._bench_gpu import GPU_SHAPES
 
 DEFAULT_SHAPES = "65536x10,8192x1000,1024x32000,128x128256,100000x10:float64"
@@ -31,32 +32,6 @@ PEERS = ("torch", "torch.compile", "jax")
 # The CPU features the kernel paths care about, as /proc/cpuinfo names them.
 ISA_FLAGS = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
              "asimd", "sve", "sve2")
-
-
-# --- the workload -----------------------------------------------------------------------------
-
-def parse_shapes(text):
-    """``"NxC[:dtype],..."`` to a list of ((N, C), dtype)."""
-    cases = []
-    for item in text.split(","):
-        shape, _, dtype = item.strip().partition(":")
-        rows, cols = (int(v) for v in shape.lower().split("x"))
-        cases.append(((rows, cols), np.dtype(dtype or "float32")))
-    return cases
-
-
-def make_inputs(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    logits = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(dtype)
-    labels = rng.integers(0, shape[1], shape[0])
-    return logits, labels
-
-
-def dense_labels(labels, shape, dtype):
-    """Smoothed one-hot labels: a realistic dense target, every entry non-zero."""
-    y = np.full(shape, 0.1 / shape[1], dtype)
-    y[np.arange(shape[0]), labels] += 0.9
-    return y
 
 
 # --- timing -----------------------------------------------------------------------------------
