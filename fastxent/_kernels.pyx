@@ -34,66 +34,59 @@ cdef extern from "fx_kernels.h" nogil:
     enum: FX_PART
     enum: FX_CHUNK_F32
     enum: FX_CHUNK_F64
+    enum: FX_KINDS
     Py_ssize_t fx_work_size(Py_ssize_t n)
+    Py_ssize_t fx_work_maxes(Py_ssize_t n)
     ctypedef struct fx_partial:
         double m
         double r
         double sy
         double syx
+    ctypedef double (*fx_sparse_row_fn)(const void *x, Py_ssize_t n, Py_ssize_t t, double c,
+                                        const void *u, double a, double b, double scale,
+                                        void *g, double *work) noexcept nogil
+    ctypedef double (*fx_dense_row_fn)(const void *x, const void *y, Py_ssize_t n, double a,
+                                       double b, double scale, void *g, void *gy,
+                                       double *work) noexcept nogil
+    ctypedef void (*fx_part_fn)(const void *x, const void *y, Py_ssize_t n, double a, double b,
+                                void *e, double *chunk_max, fx_partial *out) noexcept nogil
+    ctypedef void (*fx_grad_finish_fn)(void *g, const void *e, const void *y, Py_ssize_t n,
+                                       double a, double b, const double *chunk_max, double m,
+                                       double scale, double total, double r) noexcept nogil
+    ctypedef void (*fx_sparse_grad_part_fn)(const void *x, Py_ssize_t n, double m, double inv,
+                                            void *g) noexcept nogil
+    ctypedef void (*fx_dense_sums_part_fn)(const void *x, const void *y, Py_ssize_t n,
+                                           double m, double a, double b, double gy_scale,
+                                           double log_s, void *gy, double *sum_y,
+                                           double *sum_yx) noexcept nogil
+    ctypedef void (*fx_dense_grad_part_fn)(const void *x, const void *y, Py_ssize_t n,
+                                           double m, double a, double b, double scale,
+                                           double total, double r, void *g) noexcept nogil
+    ctypedef void (*fx_sparse_block_fn)(const void *x, Py_ssize_t xs, Py_ssize_t n,
+                                        const int64_t *t, const double *scale,
+                                        Py_ssize_t scale_step, void *g, Py_ssize_t gs,
+                                        void *loss, Py_ssize_t ls, void *work) noexcept nogil
+    ctypedef void (*fx_dense_block_fn)(const void *x, Py_ssize_t xs, const void *y,
+                                       Py_ssize_t ys, Py_ssize_t n, double a, double b,
+                                       const double *scale, Py_ssize_t scale_step, void *g,
+                                       Py_ssize_t gs, void *gy, Py_ssize_t gys, void *loss,
+                                       Py_ssize_t ls, void *work) noexcept nogil
     ctypedef struct fx_kernels:
         const char *name
-        int block_rows_f32
-        int block_rows_f64
-        int block_cols_f32
-        int block_cols_f64
-        double (*sparse_row_f32)(const float *x, Py_ssize_t n, Py_ssize_t t, double c,
-                                 const float *u, double a, double b, double scale, float *g,
-                                 double *work) noexcept nogil
-        double (*sparse_row_f64)(const double *x, Py_ssize_t n, Py_ssize_t t, double c,
-                                 const double *u, double a, double b, double scale, double *g,
-                                 double *work) noexcept nogil
-        double (*dense_row_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b,
-                                double scale, float *g, float *gy, double *work) noexcept nogil
-        double (*dense_row_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
-                                double scale, double *g, double *gy, double *work) noexcept nogil
-        void (*part_f32)(const float *x, const float *y, Py_ssize_t n, double a, double b, float *g,
-                         double *chunk_max, fx_partial *out) noexcept nogil
-        void (*part_f64)(const double *x, const double *y, Py_ssize_t n, double a, double b,
-                         double *g, double *chunk_max, fx_partial *out) noexcept nogil
-        void (*grad_finish_f32)(float *g, const float *y, Py_ssize_t n, double a, double b,
-                                const double *chunk_max, double m, double scale, double total,
-                                double r) noexcept nogil
-        void (*grad_finish_f64)(double *g, const double *y, Py_ssize_t n, double a, double b,
-                                const double *chunk_max, double m, double scale, double total,
-                                double r) noexcept nogil
-        void (*sparse_grad_part_f32)(const float *x, Py_ssize_t n, double m, double inv, float *g) noexcept nogil
-        void (*sparse_grad_part_f64)(const double *x, Py_ssize_t n, double m, double inv, double *g) noexcept nogil
-        void (*dense_sums_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
-                                    double b, double gy_scale, double log_s, float *gy,
-                                    double *sum_y, double *sum_yx) noexcept nogil
-        void (*dense_sums_part_f64)(const double *x, const double *y, Py_ssize_t n, double m,
-                                    double a, double b, double gy_scale, double log_s, double *gy,
-                                    double *sum_y, double *sum_yx) noexcept nogil
-        void (*dense_grad_part_f32)(const float *x, const float *y, Py_ssize_t n, double m, double a,
-                                    double b, double scale, double total, double r,
-                                    float *g) noexcept nogil
-        void (*dense_grad_part_f64)(const double *x, const double *y, Py_ssize_t n, double m,
-                                    double a, double b, double scale, double total, double r,
-                                    double *g) noexcept nogil
-        void (*sparse_block_f32)(const float *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
-                                 const double *scale, Py_ssize_t scale_step, float *g, Py_ssize_t gs,
-                                 float *loss, Py_ssize_t ls) noexcept nogil
-        void (*sparse_block_f64)(const double *x, Py_ssize_t xs, Py_ssize_t n, const int64_t *t,
-                                 const double *scale, Py_ssize_t scale_step, double *g,
-                                 Py_ssize_t gs, double *loss, Py_ssize_t ls) noexcept nogil
-        void (*dense_block_f32)(const float *x, Py_ssize_t xs, const float *y, Py_ssize_t ys,
-                                Py_ssize_t n, double a, double b, const double *scale,
-                                Py_ssize_t scale_step, float *g, Py_ssize_t gs, float *gy,
-                                Py_ssize_t gys, float *loss, Py_ssize_t ls) noexcept nogil
-        void (*dense_block_f64)(const double *x, Py_ssize_t xs, const double *y, Py_ssize_t ys,
-                                Py_ssize_t n, double a, double b, const double *scale,
-                                Py_ssize_t scale_step, double *g, Py_ssize_t gs, double *gy,
-                                Py_ssize_t gys, double *loss, Py_ssize_t ls) noexcept nogil
+        int block_rows[FX_KINDS]
+        int lanes_cols[FX_KINDS]
+        int batch_cols[FX_KINDS]
+        fx_sparse_row_fn sparse_row[FX_KINDS]
+        fx_dense_row_fn dense_row[FX_KINDS]
+        fx_part_fn part[FX_KINDS]
+        fx_grad_finish_fn grad_finish[FX_KINDS]
+        fx_sparse_grad_part_fn sparse_grad_part[FX_KINDS]
+        fx_dense_sums_part_fn dense_sums_part[FX_KINDS]
+        fx_dense_grad_part_fn dense_grad_part[FX_KINDS]
+        fx_sparse_block_fn sparse_lanes[FX_KINDS]
+        fx_dense_block_fn dense_lanes[FX_KINDS]
+        fx_sparse_block_fn sparse_batch[FX_KINDS]
+        fx_dense_block_fn dense_batch[FX_KINDS]
         void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
         void (*log1p_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
@@ -118,11 +111,16 @@ ctypedef fused real:
     float
     double
 
-cdef enum Kind:
+cdef enum Kind:       # fx_kind: the storage kinds, each the index of the table's entries
     F16 = 0
     F32 = 1
     F64 = 2
     BF16 = 3    # ml_dtypes.bfloat16, computed in float32 like float16
+
+cdef enum Family:     # fx_kernels.h's kernel families
+    ROWS = 0
+    LANES = 1
+    BATCH = 2
 
 cdef enum:
     # Below this many logits a call runs on one thread: starting a team costs more.
@@ -261,24 +259,42 @@ cdef inline void _store(char *p, int kind, double v) noexcept nogil:
         memcpy(p, &v, 8)
 
 
+cdef inline Py_ssize_t _itemsize(int kind) noexcept nogil:
+    return 8 if kind == F64 else (4 if kind == F32 else 2)
+
+
 cdef inline bint _direct(const Strided *a, int kind) noexcept nogil:
     """Whether rows of ``a`` can be used in place as contiguous arrays of ``kind``."""
-    cdef Py_ssize_t item = 8 if kind == F64 else 4
+    cdef Py_ssize_t item = _itemsize(kind)
     if a == NULL:
         return True
     return a.kind == kind and (a.col_stride == item or a.cols <= 1) and \
         (<size_t>a.data) % item == 0 and a.row_stride % item == 0
 
 
-cdef inline real *_row(const Strided *a, Py_ssize_t i, bint direct, real *scratch) noexcept nogil:
-    """Row ``i`` of ``a`` as contiguous ``real``: in place, or gathered into scratch."""
+cdef inline int _compute_kind(int kind) noexcept nogil:
+    return F64 if kind == F64 else F32
+
+
+cdef inline int _storage(const Strided *x, const Strided *y, const Strided *g,
+                         const Strided *gy) noexcept nogil:
+    """The kind of the rows the kernels see: the logits' own, converted in registers, when
+    every array is usable in place in it; else the compute kind, into which the rest are
+    gathered (and converted) row by row."""
+    if _direct(x, x.kind) and _direct(y, x.kind) and _direct(g, x.kind) and _direct(gy, x.kind):
+        return x.kind
+    return _compute_kind(x.kind)
+
+
+cdef inline void *_row(const Strided *a, Py_ssize_t i, bint direct, real *scratch) noexcept nogil:
+    """Row ``i`` of ``a``: in place (its storage kind), or gathered into scratch as ``real``."""
     cdef const char *p = a.data + i * a.row_stride
     cdef Py_ssize_t j
     if direct:
-        return <real *>p
+        return <void *>p
     for j in range(a.cols):
         scratch[j] = <real>_load(p + j * a.col_stride, a.kind)
-    return scratch
+    return <void *>scratch
 
 
 cdef inline void _scatter(const Strided *a, Py_ssize_t i, const real *row) noexcept nogil:
@@ -290,8 +306,8 @@ cdef inline void _scatter(const Strided *a, Py_ssize_t i, const real *row) noexc
 
 cdef class _Scratch:
     """Per-thread scratch, allocated with the GIL held before any output is written: room
-    for gathered rows (``row_bytes``), then ``work_doubles`` doubles of the row kernels'
-    work space (the chunks' maxes of a row with a gradient)."""
+    for gathered rows (``row_bytes``), then ``work_doubles`` doubles of the kernels' work
+    space (the chunks' maxes of a row with a gradient; the exps of rows of a half kind)."""
     cdef char *block
     cdef Py_ssize_t per_thread
     cdef Py_ssize_t work_offset
@@ -315,53 +331,117 @@ cdef inline double *_work_of(_Scratch s, int thread) noexcept nogil:
     return <double *>(s.block + thread * s.per_thread + s.work_offset)
 
 
+# --- the plan of a call ---------------------------------------------------------------------
+
+cdef int _forced_family = -1
+
+
+def force_family(name):
+    """Run every call's rows with the kernel family ``name`` ("rows", "batch" or "lanes":
+    rows in lanes only up to four vectors' width of classes) where it can run, or with the
+    planner's choice (None). Not thread-safe: for tests and tools/crossovers.py."""
+    global _forced_family
+    names = {None: -1, "rows": ROWS, "lanes": LANES, "batch": BATCH}
+    if name not in names:
+        raise ValueError(f"family must be one of {list(names)}, got {name!r}")
+    _forced_family = names[name]
+
+
+cdef inline int _family(int store, Py_ssize_t c) noexcept nogil:
+    """The kernel family for rows of ``c`` classes of kind ``store`` (all usable in place)."""
+    if _forced_family == LANES:
+        return LANES if c <= 4 * _active.block_rows[store] else ROWS
+    if _forced_family >= 0:
+        return _forced_family
+    if c <= _active.lanes_cols[store]:
+        return LANES
+    if c <= _active.batch_cols[store]:
+        return BATCH
+    return ROWS
+
+
 cdef struct Plan:
     int kind            # compute kind: F32 or F64
+    int store           # the kind of every row handed to a kernel (_storage)
+    int family          # ROWS, LANES or BATCH
     int threads         # team for row-parallel work
+    int requested       # threads asked for (or OpenMP's default)
+    bint small          # too few logits for a team: one thread
     int split_threads   # > 1: split each row's class axis over this many threads
-    Py_ssize_t lanes    # > 0: rows-in-lanes blocks of this many rows
+    Py_ssize_t lanes    # rows per block of the block families
     Py_ssize_t blocks   # number of such blocks
     bint x_direct, y_direct, g_direct, gy_direct
 
 
 cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_threads) except *:
-    """How to run one call: the kernel shape, thread counts and direct-access flags."""
+    """How to run one call: the storage kind, kernel family, thread counts and direct-access
+    flags."""
     cdef Plan p
-    cdef Py_ssize_t requested, block_cols
-    cdef bint small_call
-    p.kind = F64 if x.kind == F64 else F32
-    p.x_direct = _direct(x, p.kind)
-    p.y_direct = _direct(y, p.kind)
-    p.g_direct = _direct(g, p.kind)
-    p.gy_direct = _direct(gy, p.kind)
+    cdef Py_ssize_t requested
+    cdef bint all_direct
+    p.kind = _compute_kind(x.kind)
+    p.store = _storage(x, y, g, gy)
+    p.x_direct = _direct(x, p.store)
+    p.y_direct = _direct(y, p.store)
+    p.g_direct = _direct(g, p.store)
+    p.gy_direct = _direct(gy, p.store)
+    all_direct = p.x_direct and p.y_direct and p.g_direct and p.gy_direct
     requested = fx_max_threads() if n_threads is None else n_threads
     if requested < 1:
         raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
-    small_call = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
-    p.threads = 1 if small_call else <int>min(requested, x.rows)
-    if p.kind == F64:
-        p.lanes, block_cols = _active.block_rows_f64, _active.block_cols_f64
-    else:
-        p.lanes, block_cols = _active.block_rows_f32, _active.block_cols_f32
-    if not (x.cols <= block_cols and p.x_direct and p.y_direct and p.g_direct and p.gy_direct
-            and x.rows >= p.lanes):
-        p.lanes = 0
-    p.blocks = x.rows // p.lanes if p.lanes else 0
-    if p.lanes and not small_call:
+    p.requested = <int>requested
+    p.small = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
+    p.threads = 1 if p.small else <int>min(requested, x.rows)
+    p.lanes = _active.block_rows[p.store]
+    p.family = _family(p.store, x.cols) if all_direct and x.rows >= p.lanes else ROWS
+    p.blocks = x.rows // p.lanes if p.family != ROWS else 0
+    if p.family != ROWS and not p.small:
         p.threads = <int>min(requested, p.blocks)
     p.split_threads = 1
-    if (not small_call and requested > 1 and x.rows < requested and x.cols >= 2 * FX_PART
-            and p.x_direct and p.y_direct and p.g_direct and p.gy_direct):
+    if (p.family == ROWS and not p.small and requested > 1 and x.rows < requested
+            and x.cols >= 2 * FX_PART and all_direct):
         p.split_threads = <int>requested
     return p
 
 
-cdef inline Py_ssize_t _chunk(real *witness) noexcept nogil:
-    return FX_CHUNK_F64 if real is double else FX_CHUNK_F32
+cdef void _rows_only(Plan *p, Strided *x, Strided *y, Strided *g, Strided *gy,
+                     bint compute_kind) noexcept:
+    """Run the call with the row kernels alone (the options are coefficients of those), in
+    the compute kind if asked (rows formed in scratch)."""
+    if compute_kind and p.store != p.kind:
+        p.store = p.kind
+        p.x_direct = _direct(x, p.store)
+        p.y_direct = _direct(y, p.store)
+        p.g_direct = _direct(g, p.store)
+        p.gy_direct = _direct(gy, p.store)
+    p.threads = 1 if p.small else <int>min(p.requested, x.rows)
+    p.family = ROWS
+    p.blocks = 0
+    p.split_threads = 1
+
+
+cdef Py_ssize_t _block_work(const Plan *p, Py_ssize_t c, bint want_grad) noexcept:
+    """Doubles of work space per thread that the plan's kernels need."""
+    cdef Py_ssize_t need = fx_work_size(c) if want_grad else 0
+    if p.family == BATCH and want_grad and p.store != p.kind:   # exps of a half kind, in float
+        need = max(need, (p.lanes * c + 1) // 2 + 8)
+    return need
 
 
 cdef inline Py_ssize_t _parts(Py_ssize_t c) noexcept nogil:
     return (c + FX_PART - 1) // FX_PART
+
+
+cdef inline Py_ssize_t _chunk_of(int kind) noexcept nogil:
+    return FX_CHUNK_F64 if kind == F64 else FX_CHUNK_F32
+
+
+cdef inline void *_exps_of(const Plan *p, void *g, double *work, Py_ssize_t c) noexcept nogil:
+    """Where a row kernel keeps a row's exps: in its gradient, or (a half kind) in the work
+    space after the chunks' maxes (fx_kernels_impl.h's exps_of)."""
+    if g == NULL:
+        return NULL
+    return g if p.store == p.kind else <void *>(work + fx_work_maxes(c))
 
 
 cdef struct Options:
@@ -379,35 +459,21 @@ cdef struct Options:
 cdef Options _NO_OPTIONS = Options(False, NULL, NULL, 1.0, 0.0, False, 0)
 
 
-cdef inline double _dense_row(real *witness, const real *xr, const real *yr, Py_ssize_t c,
-                              double a, double b, double scale, real *gr, real *gyr,
-                              double *work) noexcept nogil:
-    if real is float:
-        return _active.dense_row_f32(xr, yr, c, a, b, scale, gr, gyr, work)
-    else:
-        return _active.dense_row_f64(xr, yr, c, a, b, scale, gr, gyr, work)
-
-
-cdef inline double _sparse_row(real *witness, const Options *o, const real *xr, Py_ssize_t c,
-                               int64_t t, double scale, real *gr, double *work) noexcept nogil:
+cdef inline double _sparse_row(int store, const Options *o, const void *xr, Py_ssize_t c,
+                               int64_t t, double scale, void *gr, double *work) noexcept nogil:
     """One row of the generalized sparse kernel; the plain row when no option is on."""
     cdef double coef = 1.0
-    cdef const real *u = NULL
-    cdef Py_ssize_t j
+    cdef const void *u = NULL
     if o.on:
         if o.has_ignore and t == o.ignore_index:
             if gr != NULL:
-                for j in range(c):
-                    gr[j] = 0
+                memset(gr, 0, c * _itemsize(store))
             return 0.0
         coef = o.one_minus_eps
         if o.class_weight != NULL and 0 <= t < c:
             coef = coef * o.class_weight[t]
-        u = <const real *>o.spread
-    if real is float:
-        return _active.sparse_row_f32(xr, c, t, coef, u, o.a, 0.0, scale, gr, work)
-    else:
-        return _active.sparse_row_f64(xr, c, t, coef, u, o.a, 0.0, scale, gr, work)
+        u = o.spread
+    return _active.sparse_row[store](xr, c, t, coef, u, o.a, 0.0, scale, gr, work)
 
 
 # --- sparse labels ------------------------------------------------------------------------
@@ -420,8 +486,8 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
     cdef real *xbuf = NULL
     cdef real *gbuf = NULL
     cdef double *work = NULL
-    cdef real *xr
-    cdef real *gr
+    cdef void *xr
+    cdef void *gr
     cdef double value
     with parallel(num_threads=n_threads):
         xbuf = <real *>_rows_of(scratch, threadid())
@@ -431,106 +497,109 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
             xr = _row(x, i, p.x_direct, xbuf)
             gr = NULL
             if grad != NULL:
-                gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
-            value = _sparse_row(witness, o, xr, c, labels[i], scale[i * scale_step], gr, work)
+                gr = <void *>(grad.data + i * grad.row_stride) if p.g_direct else <void *>gbuf
+            value = _sparse_row(p.store, o, xr, c, labels[i], scale[i * scale_step], gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
-                _scatter(grad, i, gr)
+                _scatter(grad, i, <real *>gr)
 
 
-cdef void _sparse_blocks(real *witness, Plan *p, Strided *x, const int64_t *labels,
-                         Strided *loss, Strided *grad, const double *scale,
-                         Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b, k, i0, lanes = p.lanes, xs = x.row_stride // sizeof(real), gs = 0
+cdef void _store_block_losses(const Plan *p, Strided *loss, Py_ssize_t i0,
+                              const char *values) noexcept nogil:
+    """A block's losses, written by the kernel in the compute kind, into ``loss``."""
+    cdef Py_ssize_t k, item = _itemsize(p.kind)
+    for k in range(p.lanes):
+        _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, _load(values + k * item, p.kind))
+
+
+cdef void _sparse_blocks(Plan *p, Strided *x, const int64_t *labels, Strided *loss,
+                         Strided *grad, const double *scale, Py_ssize_t scale_step,
+                         _Scratch scratch) noexcept nogil:
+    cdef Py_ssize_t b, i0, lanes = p.lanes, item = _itemsize(p.store), gs = 0
+    cdef Py_ssize_t xs = x.row_stride // item
     cdef bint loss_direct = _direct(loss, p.kind)
-    cdef Py_ssize_t ls = loss.row_stride // sizeof(real) if loss_direct else 1
-    cdef real *lossbuf = NULL
-    cdef real *out
-    cdef real *g0
+    cdef Py_ssize_t ls = loss.row_stride // _itemsize(p.kind) if loss_direct else 1
+    cdef fx_sparse_block_fn block = (_active.sparse_lanes[p.store] if p.family == LANES
+                                     else _active.sparse_batch[p.store])
+    cdef char *lossbuf = NULL
+    cdef void *work = NULL
+    cdef char *out
+    cdef void *g0
     if grad != NULL:
-        gs = grad.row_stride // sizeof(real)
+        gs = grad.row_stride // item
     with parallel(num_threads=p.threads):
-        lossbuf = <real *>_rows_of(scratch, threadid())
+        lossbuf = _rows_of(scratch, threadid())
+        work = <void *>_work_of(scratch, threadid())
         for b in prange(p.blocks, schedule='static'):
             i0 = b * lanes
             g0 = NULL
             if grad != NULL:
-                g0 = <real *>(grad.data + i0 * grad.row_stride)
-            out = <real *>(loss.data + i0 * loss.row_stride) if loss_direct else lossbuf
-            if real is float:
-                _active.sparse_block_f32(<const float *>(x.data + i0 * x.row_stride), xs, x.cols,
-                                         labels + i0, scale + i0 * scale_step, scale_step, g0,
-                                         gs, out, ls)
-            else:
-                _active.sparse_block_f64(<const double *>(x.data + i0 * x.row_stride), xs, x.cols,
-                                         labels + i0, scale + i0 * scale_step, scale_step, g0,
-                                         gs, out, ls)
+                g0 = <void *>(grad.data + i0 * grad.row_stride)
+            out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
+            block(x.data + i0 * x.row_stride, xs, x.cols, labels + i0, scale + i0 * scale_step,
+                  scale_step, g0, gs, out, ls, work)
             if not loss_direct:
-                for k in range(lanes):
-                    _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+                _store_block_losses(p, loss, i0, lossbuf)
 
 
-cdef void _split_partial(real *witness, Plan *p, const real *xr, const real *yr, Py_ssize_t c,
-                         double a, double b, real *stored, double *work, fx_partial *parts,
+cdef void _split_partial(Plan *p, const char *xr, const char *yr, Py_ssize_t c, double a,
+                         double b, char *e, double *work, fx_partial *parts,
                          fx_partial *row) noexcept nogil:
     """A long row's partial: its parts on all threads, combined in order, as the row
-    kernels do on one thread (fx_kernels_impl.h's row_partial), so the bits are the same."""
-    cdef Py_ssize_t k, start, length, chunk = _chunk(witness)
+    kernels do on one thread (fx_kernels_impl.h's row_partial), so the bits are the same.
+    ``e`` (or NULL) receives the exps, in the compute kind."""
+    cdef Py_ssize_t k, start, length, chunk = _chunk_of(p.kind)
+    cdef Py_ssize_t item = _itemsize(p.store), citem = _itemsize(p.kind)
     for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
         start = k * FX_PART
         length = min(<Py_ssize_t>FX_PART, c - start)
-        if real is float:
-            _active.part_f32(xr + start, yr + start if yr != NULL else NULL, length, a, b,
-                             stored + start if stored != NULL else NULL,
-                             work + start // chunk if stored != NULL else NULL, &parts[k])
-        else:
-            _active.part_f64(xr + start, yr + start if yr != NULL else NULL, length, a, b,
-                             stored + start if stored != NULL else NULL,
-                             work + start // chunk if stored != NULL else NULL, &parts[k])
+        _active.part[p.store](xr + start * item, yr + start * item if yr != NULL else NULL,
+                              length, a, b, e + start * citem if e != NULL else NULL,
+                              work + start // chunk if e != NULL else NULL, &parts[k])
     fx_partial_empty(row)
     for k in range(_parts(c)):
         fx_combine_partial(row, &parts[k])
     fx_partial_finish(row)
 
 
-cdef void _split_finish(real *witness, Plan *p, real *gr, const real *yr, Py_ssize_t c,
+cdef void _split_finish(Plan *p, char *gr, const char *e, const char *yr, Py_ssize_t c,
                         double a, double b, const double *work, double m, double scale,
                         double total, double r) noexcept nogil:
-    cdef Py_ssize_t k, start, length, chunk = _chunk(witness)
+    cdef Py_ssize_t k, start, length, chunk = _chunk_of(p.kind)
+    cdef Py_ssize_t item = _itemsize(p.store), citem = _itemsize(p.kind)
     for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
         start = k * FX_PART
         length = min(<Py_ssize_t>FX_PART, c - start)
-        if real is float:
-            _active.grad_finish_f32(gr + start, yr + start if yr != NULL else NULL, length, a, b,
-                                    work + start // chunk, m, scale, total, r)
-        else:
-            _active.grad_finish_f64(gr + start, yr + start if yr != NULL else NULL, length, a, b,
-                                    work + start // chunk, m, scale, total, r)
+        _active.grad_finish[p.store](gr + start * item, e + start * citem,
+                                     yr + start * item if yr != NULL else NULL, length, a, b,
+                                     work + start // chunk, m, scale, total, r)
 
 
-cdef void _sparse_split(real *witness, Plan *p, Strided *x, const int64_t *labels,
-                        Strided *loss, Strided *grad, const double *scale,
-                        Py_ssize_t scale_step, fx_partial *parts, double *work) noexcept nogil:
+cdef void _sparse_split(Plan *p, Strided *x, const int64_t *labels, Strided *loss,
+                        Strided *grad, const double *scale, Py_ssize_t scale_step,
+                        fx_partial *parts, double *work) noexcept nogil:
     """Few long rows: each row's parts run on several threads (sparse_row's steps)."""
     cdef Py_ssize_t i, t, c = x.cols
     cdef fx_partial row
     cdef double xt, sc, value
-    cdef const real *xr
-    cdef real *gr
+    cdef const char *xr
+    cdef char *gr
+    cdef char *e
     for i in range(x.rows):
-        xr = <const real *>(x.data + i * x.row_stride)
-        gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
+        xr = x.data + i * x.row_stride
+        gr = grad.data + i * grad.row_stride if grad != NULL else NULL
+        e = <char *>_exps_of(p, gr, work, c)
         t = labels[i]
         sc = scale[i * scale_step]
         if t < 0 or t >= c:
-            value = _sparse_row(witness, &_NO_OPTIONS, xr, c, t, sc, gr, work)
+            value = _sparse_row(p.store, &_NO_OPTIONS, xr, c, t, sc, gr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             continue
-        xt = xr[t]
-        _split_partial(witness, p, xr, NULL, c, 0.0, 0.0, gr, work, parts, &row)
+        xt = _load(xr + t * _itemsize(p.store), p.store)
+        _split_partial(p, xr, NULL, c, 0.0, 0.0, e, work, parts, &row)
         if gr != NULL:
-            _split_finish(witness, p, gr, NULL, c, 0.0, 0.0, work, row.m, sc, 1.0, row.r)
-            gr[t] = <real>fx_sparse_target_grad(row.m, row.r, xt, sc)
+            _split_finish(p, gr, e, NULL, c, 0.0, 0.0, work, row.m, sc, 1.0, row.r)
+            _store(gr + t * _itemsize(p.store), p.store, fx_sparse_target_grad(row.m, row.r, xt, sc))
         _store(loss.data + i * loss.row_stride, loss.kind, fx_sparse_loss(row.m, row.r, xt))
 
 
@@ -542,9 +611,9 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
 
     Parameters
     ----------
-    logits : ndarray, shape (N, C), float16/32/64, any strides
+    logits : ndarray, shape (N, C), float16/32/64 or bfloat16, any strides
     labels : ndarray, shape (N,), int64, contiguous, each in [0, C) (or ``ignore_index``)
-    loss : ndarray, shape (N,), float16/32/64, written with
+    loss : ndarray, shape (N,), float16/32/64 or bfloat16, written with
         ``a_i ((1 - eps) w[t] (lse - x_t) + eps / C sum_j w_j (lse - x_j))``
     grad : ndarray or None, shape (N, C), written with ``scale`` times the gradient of
         that loss, ``a_i (k p - (1 - eps) w[t] onehot - eps / C w)``; may be ``logits``
@@ -575,44 +644,37 @@ def sparse_rows(cnp.ndarray logits, const int64_t[::1] labels, cnp.ndarray loss,
         o.ignore_index = ignore_index if o.has_ignore else 0
         o.class_weight = &class_weight[0] if class_weight is not None and x.cols else NULL
         o.one_minus_eps = 1.0 - label_smoothing
+        # the generalized row is a row kernel; its spread rides in the labels' place of the
+        # pass, in the kind of the rows: a half kind's rows are formed in the compute kind
+        _rows_only(&p, &x, NULL, gp, NULL, label_smoothing != 0.0)
         if label_smoothing != 0.0:
             spread = (np.ones(x.cols) if class_weight is None else np.asarray(class_weight)
                       ).astype(np.float64 if p.kind == F64 else np.float32)
             o.spread = <const char *>cnp.PyArray_DATA(spread)
             o.a = label_smoothing / x.cols
-        p.lanes = 0          # the generalized row is a row kernel
-        p.blocks = 0
-        p.split_threads = 1
     _run_sparse(&p, &x, &labels[0] if x.rows else NULL, &out, gp, &scale[0], step, &o)
 
 
 cdef int _run_sparse(Plan *plan, Strided *x, const int64_t *labels, Strided *out, Strided *gp,
                      const double *scale, Py_ssize_t step, const Options *o) except -1:
-    """The planned sparse call: split rows, blocks of rows in lanes, then row kernels."""
+    """The planned sparse call: split rows, blocks of rows (in lanes or batches), then row
+    kernels."""
     cdef Plan p = plan[0]
     cdef _Scratch scratch
-    cdef Py_ssize_t item, first = 0
+    cdef Py_ssize_t first = 0
     if x.rows == 0:
         return 0
-    item = 8 if p.kind == F64 else 4
     if p.split_threads > 1:
         scratch = _Scratch(1, _parts(x.cols) * sizeof(fx_partial), fx_work_size(x.cols))
         with nogil:
-            if p.kind == F64:
-                _sparse_split(<double *>NULL, &p, x, labels, out, gp, scale, step,
-                              <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
-            else:
-                _sparse_split(<float *>NULL, &p, x, labels, out, gp, scale, step,
-                              <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
+            _sparse_split(&p, x, labels, out, gp, scale, step,
+                          <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
         return 0
-    scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * item, MAX_LANES * 8),
-                       fx_work_size(x.cols) if gp != NULL else 0)
+    scratch = _Scratch(max(p.threads, 1), max(2 * x.cols * _itemsize(p.kind), MAX_LANES * 8),
+                       _block_work(&p, x.cols, gp != NULL))
     with nogil:
-        if p.lanes:
-            if p.kind == F64:
-                _sparse_blocks(<double *>NULL, &p, x, labels, out, gp, scale, step, scratch)
-            else:
-                _sparse_blocks(<float *>NULL, &p, x, labels, out, gp, scale, step, scratch)
+        if p.family != ROWS:
+            _sparse_blocks(&p, x, labels, out, gp, scale, step, scratch)
             first = p.blocks * p.lanes
         if first < x.rows:
             if p.kind == F64:
@@ -736,7 +798,7 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
     """Row kernels over rows first.. The labels a y + b are formed in the thread's scratch
     row when class weights u multiply them or a mask of entries removes some (a masked
     logit becomes -inf, its label 0; a row with none left is 0): the caller's arrays are
-    never written."""
+    never written. Those rows are in the compute kind (the plan's store, _rows_only)."""
     cdef Py_ssize_t i, j, c = x.cols, kept
     cdef const char *yp
     cdef const char *xp_
@@ -746,10 +808,11 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
     cdef real *gbuf = NULL
     cdef real *gybuf = NULL
     cdef double *work = NULL
-    cdef real *xr
-    cdef real *yr
-    cdef real *gr
-    cdef real *gyr
+    cdef void *xr
+    cdef void *yr
+    cdef void *gr
+    cdef void *gyr
+    cdef real *gyk
     cdef double value
     with parallel(num_threads=n_threads):
         xbuf = <real *>_rows_of(scratch, threadid())
@@ -762,16 +825,16 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
             gr = NULL
             gyr = NULL
             if grad != NULL:
-                gr = <real *>(grad.data + i * grad.row_stride) if p.g_direct else gbuf
+                gr = <void *>(grad.data + i * grad.row_stride) if p.g_direct else <void *>gbuf
             if ygrad != NULL:
-                gyr = <real *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else gybuf
+                gyr = <void *>(ygrad.data + i * ygrad.row_stride) if p.gy_direct else <void *>gybuf
             if u != NULL or mask.data != NULL:
                 # the labels u (a y + b), and with a mask the kept logits, in scratch rows
                 yp = y.data + i * y.row_stride
                 mp = mask.data + i * mask.row_stride if mask.data != NULL else NULL
                 if mp != NULL:
                     xp_ = x.data + i * x.row_stride
-                    xr = xbuf
+                    xr = <void *>xbuf
                 kept = 0
                 for j in range(c):
                     if mp != NULL and not mp[j * mask.col_stride]:
@@ -784,115 +847,105 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
                     ybuf[j] = <real>((u[j] if u != NULL else 1.0)
                                      * (a * _load(yp + j * y.col_stride, y.kind) + b))
                 if kept:
-                    value = _dense_row(witness, xr, ybuf, c, 1.0, 0.0, scale[i * scale_step],
-                                       gr, gyr, work)
+                    value = _active.dense_row[p.store](xr, ybuf, c, 1.0, 0.0,
+                                                       scale[i * scale_step], gr, gyr, work)
                 else:
                     value = 0.0
-                    for j in range(c):
-                        if gr != NULL:
-                            gr[j] = 0
-                        if gyr != NULL:
-                            gyr[j] = 0
+                    if gr != NULL:
+                        memset(gr, 0, c * sizeof(real))
+                    if gyr != NULL:
+                        memset(gyr, 0, c * sizeof(real))
                 if gyr != NULL and kept:   # d loss / d y_j = scale a u_j (lse - x_j), 0 masked
+                    gyk = <real *>gyr
                     for j in range(c):
-                        gyr[j] = <real>(gyr[j] * (a * (u[j] if u != NULL else 1.0))
+                        gyk[j] = <real>(gyk[j] * (a * (u[j] if u != NULL else 1.0))
                                         if mp == NULL or mp[j * mask.col_stride] else 0.0)
             else:
                 yr = _row(y, i, p.y_direct, ybuf)
-                value = _dense_row(witness, xr, yr, c, a, b, scale[i * scale_step], gr, gyr,
-                                   work)
+                value = _active.dense_row[p.store](xr, yr, c, a, b, scale[i * scale_step], gr,
+                                                   gyr, work)
             _store(loss.data + i * loss.row_stride, loss.kind, value)
             if grad != NULL and not p.g_direct:
-                _scatter(grad, i, gr)
+                _scatter(grad, i, <real *>gr)
             if ygrad != NULL and not p.gy_direct:
-                _scatter(ygrad, i, gyr)
+                _scatter(ygrad, i, <real *>gyr)
 
 
-cdef void _dense_blocks(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
-                        Strided *grad, Strided *ygrad, double a, double b, const double *scale,
+cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,
+                        Strided *ygrad, double a, double b, const double *scale,
                         Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b_, k, i0, lanes = p.lanes
-    cdef Py_ssize_t xs = x.row_stride // sizeof(real), ys = y.row_stride // sizeof(real)
+    cdef Py_ssize_t b_, i0, lanes = p.lanes, item = _itemsize(p.store)
+    cdef Py_ssize_t xs = x.row_stride // item, ys = y.row_stride // item
     cdef Py_ssize_t gs = 0, gys = 0
     cdef bint loss_direct = _direct(loss, p.kind)
-    cdef Py_ssize_t ls = loss.row_stride // sizeof(real) if loss_direct else 1
-    cdef real *lossbuf = NULL
-    cdef real *out
-    cdef real *g0
-    cdef real *gy0
+    cdef Py_ssize_t ls = loss.row_stride // _itemsize(p.kind) if loss_direct else 1
+    cdef fx_dense_block_fn block = (_active.dense_lanes[p.store] if p.family == LANES
+                                    else _active.dense_batch[p.store])
+    cdef char *lossbuf = NULL
+    cdef void *work = NULL
+    cdef char *out
+    cdef void *g0
+    cdef void *gy0
     if grad != NULL:
-        gs = grad.row_stride // sizeof(real)
+        gs = grad.row_stride // item
     if ygrad != NULL:
-        gys = ygrad.row_stride // sizeof(real)
+        gys = ygrad.row_stride // item
     with parallel(num_threads=p.threads):
-        lossbuf = <real *>_rows_of(scratch, threadid())
+        lossbuf = _rows_of(scratch, threadid())
+        work = <void *>_work_of(scratch, threadid())
         for b_ in prange(p.blocks, schedule='static'):
             i0 = b_ * lanes
             g0 = NULL
             gy0 = NULL
             if grad != NULL:
-                g0 = <real *>(grad.data + i0 * grad.row_stride)
+                g0 = <void *>(grad.data + i0 * grad.row_stride)
             if ygrad != NULL:
-                gy0 = <real *>(ygrad.data + i0 * ygrad.row_stride)
-            out = <real *>(loss.data + i0 * loss.row_stride) if loss_direct else lossbuf
-            if real is float:
-                _active.dense_block_f32(<const float *>(x.data + i0 * x.row_stride), xs,
-                                        <const float *>(y.data + i0 * y.row_stride), ys, x.cols,
-                                        a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
-                                        gys, out, ls)
-            else:
-                _active.dense_block_f64(<const double *>(x.data + i0 * x.row_stride), xs,
-                                        <const double *>(y.data + i0 * y.row_stride), ys, x.cols,
-                                        a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0,
-                                        gys, out, ls)
+                gy0 = <void *>(ygrad.data + i0 * ygrad.row_stride)
+            out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
+            block(x.data + i0 * x.row_stride, xs, y.data + i0 * y.row_stride, ys, x.cols, a, b,
+                  scale + i0 * scale_step, scale_step, g0, gs, gy0, gys, out, ls, work)
             if not loss_direct:
-                for k in range(lanes):
-                    _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, lossbuf[k])
+                _store_block_losses(p, loss, i0, lossbuf)
 
 
-cdef void _dense_split(real *witness, Plan *p, Strided *x, Strided *y, Strided *loss,
-                       Strided *grad, Strided *ygrad, double a, double b, const double *scale,
+cdef void _dense_split(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,
+                       Strided *ygrad, double a, double b, const double *scale,
                        Py_ssize_t scale_step, fx_partial *parts, double *work) noexcept nogil:
     """Few long rows: each row's parts run on several threads (dense_row's steps)."""
-    cdef Py_ssize_t i, k, start, length, c = x.cols
+    cdef Py_ssize_t i, k, start, length, c = x.cols, item = _itemsize(p.store)
     cdef fx_partial row
     cdef double sc, log_s, ignored_y, ignored_yx
-    cdef const real *xr
-    cdef const real *yr
-    cdef real *gr
-    cdef real *gyr
-    cdef real *stored
+    cdef const char *xr
+    cdef const char *yr
+    cdef char *gr
+    cdef char *gyr
+    cdef char *stored
     for i in range(x.rows):
-        xr = <const real *>(x.data + i * x.row_stride)
-        yr = <const real *>(y.data + i * y.row_stride)
-        gr = <real *>(grad.data + i * grad.row_stride) if grad != NULL else NULL
-        gyr = <real *>(ygrad.data + i * ygrad.row_stride) if ygrad != NULL else NULL
-        stored = gr if gyr == NULL else NULL
+        xr = x.data + i * x.row_stride
+        yr = y.data + i * y.row_stride
+        gr = grad.data + i * grad.row_stride if grad != NULL else NULL
+        gyr = ygrad.data + i * ygrad.row_stride if ygrad != NULL else NULL
+        # with the labels' gradient the exps are not kept: gy needs the logits, which g may be
+        stored = <char *>_exps_of(p, gr, work, c) if gyr == NULL else NULL
         sc = scale[i * scale_step]
-        _split_partial(witness, p, xr, yr, c, a, b, stored, work, parts, &row)
+        _split_partial(p, xr, yr, c, a, b, stored, work, parts, &row)
         log_s = log1p(row.r)
         if gyr != NULL:
             for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
                 start = k * FX_PART
                 length = min(<Py_ssize_t>FX_PART, c - start)
-                if real is float:
-                    _active.dense_sums_part_f32(xr + start, yr + start, length, row.m, a, b, sc * a,
-                                                log_s, gyr + start, &ignored_y, &ignored_yx)
-                else:
-                    _active.dense_sums_part_f64(xr + start, yr + start, length, row.m, a, b, sc * a,
-                                                log_s, gyr + start, &ignored_y, &ignored_yx)
+                _active.dense_sums_part[p.store](xr + start * item, yr + start * item, length,
+                                                 row.m, a, b, sc * a, log_s, gyr + start * item,
+                                                 &ignored_y, &ignored_yx)
         if stored != NULL:
-            _split_finish(witness, p, gr, yr, c, a, b, work, row.m, sc, row.sy, row.r)
+            _split_finish(p, gr, stored, yr, c, a, b, work, row.m, sc, row.sy, row.r)
         elif gr != NULL:
             for k in prange(_parts(c), num_threads=p.split_threads, schedule='static'):
                 start = k * FX_PART
                 length = min(<Py_ssize_t>FX_PART, c - start)
-                if real is float:
-                    _active.dense_grad_part_f32(xr + start, yr + start, length, row.m, a, b,
-                                                sc, row.sy, row.r, gr + start)
-                else:
-                    _active.dense_grad_part_f64(xr + start, yr + start, length, row.m, a, b,
-                                                sc, row.sy, row.r, gr + start)
+                _active.dense_grad_part[p.store](xr + start * item, yr + start * item, length,
+                                                 row.m, a, b, sc, row.sy, row.r,
+                                                 gr + start * item)
         _store(loss.data + i * loss.row_stride, loss.kind, fx_dense_loss(row.sy, log_s, row.syx))
 
 
@@ -904,8 +957,8 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
 
     Parameters
     ----------
-    logits : ndarray, shape (N, C), float16/32/64, any strides
-    labels : ndarray, shape (N, C), float16/32/64, any strides (0 for broadcast)
+    logits : ndarray, shape (N, C), float16/32/64 or bfloat16, any strides
+    labels : ndarray, shape (N, C), of any of those dtypes, any strides (0 for broadcast)
     loss : ndarray, shape (N,), written
     grad : ndarray or None, shape (N, C), written with
         ``scale * (p * sum(y') - y')``; may be ``logits`` itself
@@ -928,7 +981,7 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     cdef Py_ssize_t step = _scale_step(scale, x.rows)
     cdef Plan p
     cdef _Scratch scratch
-    cdef Py_ssize_t item, first = 0
+    cdef Py_ssize_t first = 0
     if grad is not None:
         g = _strided(grad)
         gp = &g
@@ -949,32 +1002,21 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
         if x.cols:
             u = &class_weight[0]
     if class_weight is not None or mask is not None:
-        p.lanes = 0          # the labels (and masked logits) are formed a row at a time
-        p.blocks = 0
-        p.split_threads = 1
+        # the labels (and masked logits) are formed a row at a time, in the compute kind
+        _rows_only(&p, &x, &y, gp, gyp, True)
     if x.rows == 0 or x.cols == 0:
         return
-    item = 8 if p.kind == F64 else 4
     if p.split_threads > 1:
         scratch = _Scratch(1, _parts(x.cols) * sizeof(fx_partial), fx_work_size(x.cols))
         with nogil:
-            if p.kind == F64:
-                _dense_split(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                             <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
-            else:
-                _dense_split(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                             <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
+            _dense_split(&p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
+                         <fx_partial *>_rows_of(scratch, 0), _work_of(scratch, 0))
         return
-    scratch = _Scratch(max(p.threads, 1), max(4 * x.cols * item, MAX_LANES * 8),
-                       fx_work_size(x.cols) if gp != NULL else 0)
+    scratch = _Scratch(max(p.threads, 1), max(4 * x.cols * _itemsize(p.kind), MAX_LANES * 8),
+                       _block_work(&p, x.cols, gp != NULL))
     with nogil:
-        if p.lanes:
-            if p.kind == F64:
-                _dense_blocks(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                              scratch)
-            else:
-                _dense_blocks(<float *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,
-                              scratch)
+        if p.family != ROWS:
+            _dense_blocks(&p, &x, &y, &out, gp, gyp, a, b, &scale[0], step, scratch)
             first = p.blocks * p.lanes
         if first < x.rows:
             if p.kind == F64:
@@ -1014,19 +1056,18 @@ def first_invalid_label(const int64_t[::1] labels, Py_ssize_t num_classes):
 cdef void _partials(real *witness, Strided *x, double *m_out, double *r_out,
                     real *buf) noexcept nogil:
     cdef Py_ssize_t i, part, c = x.cols
-    cdef bint direct = _direct(x, F64 if real is double else F32)
+    cdef int store = _storage(x, NULL, NULL, NULL)
+    cdef Py_ssize_t item = _itemsize(store)
+    cdef bint direct = _direct(x, store)
     cdef fx_partial row, piece
-    cdef real *xr
+    cdef const char *xr
     for i in range(x.rows):
-        xr = _row(x, i, direct, buf)
+        xr = <const char *>_row(x, i, direct, buf)
         fx_partial_empty(&row)
         for part in range(_parts(c)):
-            if real is float:
-                _active.part_f32(xr + part * FX_PART, NULL, min(<Py_ssize_t>FX_PART, c - part * FX_PART),
-                                 0.0, 0.0, NULL, NULL, &piece)
-            else:
-                _active.part_f64(xr + part * FX_PART, NULL, min(<Py_ssize_t>FX_PART, c - part * FX_PART),
-                                 0.0, 0.0, NULL, NULL, &piece)
+            _active.part[store](xr + part * FX_PART * item, NULL,
+                                min(<Py_ssize_t>FX_PART, c - part * FX_PART), 0.0, 0.0, NULL,
+                                NULL, &piece)
             fx_combine_partial(&row, &piece)
         m_out[i] = row.m
         r_out[i] = row.r
@@ -1053,22 +1094,20 @@ cdef void _sparse_grad_given(real *witness, Strided *x, const double *m, const d
                              const double *xt, const int64_t *local, const double *scale,
                              Strided *g, real *xbuf, real *gbuf) noexcept nogil:
     cdef Py_ssize_t i, t, c = x.cols
-    cdef int kind = F64 if real is double else F32
-    cdef bint x_direct = _direct(x, kind), g_direct = _direct(g, kind)
-    cdef real *xr
-    cdef real *gr
+    cdef int store = _storage(x, NULL, g, NULL)
+    cdef Py_ssize_t item = _itemsize(store)
+    cdef bint x_direct = _direct(x, store), g_direct = _direct(g, store)
+    cdef void *xr
+    cdef char *gr
     for i in range(x.rows):
         xr = _row(x, i, x_direct, xbuf)
-        gr = <real *>(g.data + i * g.row_stride) if g_direct else gbuf
-        if real is float:
-            _active.sparse_grad_part_f32(xr, c, m[i], scale[i] / (1.0 + r[i]), gr)
-        else:
-            _active.sparse_grad_part_f64(xr, c, m[i], scale[i] / (1.0 + r[i]), gr)
+        gr = g.data + i * g.row_stride if g_direct else <char *>gbuf
+        _active.sparse_grad_part[store](xr, c, m[i], scale[i] / (1.0 + r[i]), gr)
         t = local[i]
         if 0 <= t < c:
-            gr[t] = <real>fx_sparse_target_grad(m[i], r[i], xt[i], scale[i])
+            _store(gr + t * item, store, fx_sparse_target_grad(m[i], r[i], xt[i], scale[i]))
         if not g_direct:
-            _scatter(g, i, gr)
+            _scatter(g, i, gbuf)
 
 
 def sparse_grad_given(cnp.ndarray logits, const double[::1] m, const double[::1] r,
@@ -1102,45 +1141,39 @@ cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, d
                        const double *y_scale, Strided *g, real *xbuf, real *ybuf,
                        real *gbuf) noexcept nogil:
     """Sums (when g is NULL) or the gradient (when it is not) of a block of classes."""
-    cdef Py_ssize_t i, k, part, length, c = x.cols
-    cdef int kind = F64 if real is double else F32
-    cdef bint x_direct = _direct(x, kind), y_direct = _direct(y, kind)
-    cdef bint g_direct = _direct(g, kind)
+    cdef Py_ssize_t i, part, length, c = x.cols
+    cdef int store = _storage(x, y, g, NULL)
+    cdef Py_ssize_t item = _itemsize(store)
+    cdef bint x_direct = _direct(x, store), y_direct = _direct(y, store)
+    cdef bint g_direct = _direct(g, store)
     cdef double sy, syx, total_y, total_yx, w, total
-    cdef real *xr
-    cdef real *yr
-    cdef real *gr
+    cdef const char *xr
+    cdef const char *yr
+    cdef void *gr
     for i in range(x.rows):
-        xr = _row(x, i, x_direct, xbuf)
-        yr = _row(y, i, y_direct, ybuf)
+        xr = <const char *>_row(x, i, x_direct, xbuf)
+        yr = <const char *>_row(y, i, y_direct, ybuf)
         if g == NULL:
             total_y = 0.0
             total_yx = 0.0
-            for part in range((c + FX_PART - 1) // FX_PART):
-                k = part * FX_PART
-                length = min(<Py_ssize_t>FX_PART, c - k)
-                if real is float:
-                    _active.dense_sums_part_f32(xr + k, yr + k, length, m[i], a, b, 0.0, 0.0,
-                                                NULL, &sy, &syx)
-                else:
-                    _active.dense_sums_part_f64(xr + k, yr + k, length, m[i], a, b, 0.0, 0.0,
-                                                NULL, &sy, &syx)
+            for part in range(_parts(c)):
+                length = min(<Py_ssize_t>FX_PART, c - part * FX_PART)
+                _active.dense_sums_part[store](xr + part * FX_PART * item,
+                                               yr + part * FX_PART * item, length, m[i], a, b,
+                                               0.0, 0.0, NULL, &sy, &syx)
                 total_y += sy
                 total_yx += syx
             sum_y[i] = total_y
             sum_yx[i] = total_yx
         else:
-            gr = <real *>(g.data + i * g.row_stride) if g_direct else gbuf
+            gr = <void *>(g.data + i * g.row_stride) if g_direct else <void *>gbuf
             # the protocol's p_scale = w sum(y') / (1 + r) and y_scale = w, as EXACT_GRAD's
             # scale = w, total = p_scale / w, r = 0 (the exact form needs r, not given here)
             w = y_scale[i]
             total = p_scale[i] / w if w != 0 else 0.0
-            if real is float:
-                _active.dense_grad_part_f32(xr, yr, c, m[i], a, b, w, total, 0.0, gr)
-            else:
-                _active.dense_grad_part_f64(xr, yr, c, m[i], a, b, w, total, 0.0, gr)
+            _active.dense_grad_part[store](xr, yr, c, m[i], a, b, w, total, 0.0, gr)
             if not g_direct:
-                _scatter(g, i, gr)
+                _scatter(g, i, gbuf)
 
 
 cdef int _run_dense_given(Strided *x, Strided *y, const double *m, double a, double b,
@@ -1224,11 +1257,18 @@ def float_to_half(const float[::1] values, uint16_t[::1] out):
         out[i] = fx_float_to_half(values[i])
 
 
-def blocks():
-    """The active path's rows-in-lanes blocks: rows per block and the most classes they
-    take, {"float32": (rows, cols), "float64": (rows, cols)}."""
-    return {"float32": (_active.block_rows_f32, _active.block_cols_f32),
-            "float64": (_active.block_rows_f64, _active.block_cols_f64)}
+def families():
+    """The active path's kernel families per storage kind: rows per block, and the most
+    classes of rows in lanes and of row batches (beyond: row kernels),
+    {"float32": {"block_rows": ..., "lanes_cols": ..., "batch_cols": ...}, ...}."""
+    cdef int k
+    names = {F16: "float16", F32: "float32", F64: "float64", BF16: "bfloat16"}
+    result = {}
+    for k in range(FX_KINDS):
+        result[names[k]] = {"block_rows": _active.block_rows[k],
+                            "lanes_cols": _active.lanes_cols[k],
+                            "batch_cols": _active.batch_cols[k]}
+    return result
 
 
 def build_info():

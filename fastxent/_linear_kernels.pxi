@@ -91,7 +91,8 @@ cdef struct LinearJob:
     char *grad_x              # (n, d), C order, or NULL
     Py_ssize_t block_rows
     Py_ssize_t n_slots
-    Py_ssize_t lanes          # the rows-in-lanes block kernel, or 0
+    Py_ssize_t lanes          # rows of the block kernel (in lanes or a batch), or 0
+    fx_sparse_block_fn block
     int row_threads           # > 1: a block's rows split over this many threads (one run)
     double *row_work          # their work space, work_stride doubles each
     Py_ssize_t work_stride
@@ -159,10 +160,11 @@ cdef void _accumulate(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssi
 cdef inline double _row_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_ssize_t i,
                              real *z, const double *scale, double *work) noexcept nogil:
     cdef Py_ssize_t c = job.c
+    cdef int kind = F64 if real is double else F32
     if job.dense_labels:
-        return _dense_row(witness, z + i * c, <const real *>job.y + (i0 + i) * c, c, job.a,
-                          job.b, scale[i * job.scale_step], z + i * c, NULL, work)
-    return _sparse_row(witness, &job.options, z + i * c, c, job.labels[i0 + i],
+        return _active.dense_row[kind](z + i * c, <const real *>job.y + (i0 + i) * c, c, job.a,
+                                       job.b, scale[i * job.scale_step], z + i * c, NULL, work)
+    return _sparse_row(kind, &job.options, z + i * c, c, job.labels[i0 + i],
                        scale[i * job.scale_step], z + i * c, work)
 
 
@@ -178,14 +180,8 @@ cdef double _block_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_s
         first = r // job.lanes * job.lanes
         i = 0
         while i < first:
-            if real is float:
-                _active.sparse_block_f32(z + i * c, c, c, job.labels + i0 + i,
-                                         scale + i * job.scale_step, job.scale_step, z + i * c,
-                                         c, loss + i, 1)
-            else:
-                _active.sparse_block_f64(z + i * c, c, c, job.labels + i0 + i,
-                                         scale + i * job.scale_step, job.scale_step, z + i * c,
-                                         c, loss + i, 1)
+            job.block(z + i * c, c, c, job.labels + i0 + i, scale + i * job.scale_step,
+                      job.scale_step, z + i * c, c, loss + i, 1, NULL)
             i += job.lanes
     if job.row_threads > 1:
         with parallel(num_threads=job.row_threads):
@@ -341,6 +337,7 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     cdef Py_ssize_t item = x.itemsize
     cdef _Scratch scratch, rows_scratch
     cdef object spread = None
+    cdef int kind, family
     memset(&job, 0, sizeof(job))
     if not have_blas():
         raise RuntimeError("the linear pass needs SciPy's BLAS (use_blas)")
@@ -391,8 +388,11 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     job.n_slots = slot_loss.shape[0]
     job.grad_x = cnp.PyArray_BYTES(grad_x) if grad_x is not None else NULL
     job.block_rows = block_rows
-    job.lanes = _active.block_rows_f64 if item == 8 else _active.block_rows_f32
-    if job.c > (_active.block_cols_f64 if item == 8 else _active.block_cols_f32):
+    kind = F64 if item == 8 else F32
+    job.lanes = _active.block_rows[kind]
+    family = _family(kind, job.c)
+    job.block = _active.sparse_lanes[kind] if family == LANES else _active.sparse_batch[kind]
+    if family == ROWS:
         job.lanes = 0
     n_threads = <int>max(1, min(n_threads, job.n_slots))
     job.row_threads = <int>max(1, row_threads) if n_threads == 1 and fx_have_openmp() else 1

@@ -36,6 +36,15 @@ def path(request):
     _kernels.set_path(previous)
 
 
+@pytest.fixture(params=["rows", "lanes", "batch"])
+def family(request):
+    """Each kernel family (rows, rows in lanes, row batches), forced for every call where it
+    can run (``_kernels.force_family``), whatever the planner would choose."""
+    _kernels.force_family(request.param)
+    yield request.param
+    _kernels.force_family(None)
+
+
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)

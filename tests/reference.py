@@ -13,6 +13,16 @@ TOLERANCES = {
     np.dtype(np.float32): (1e-5, 1e-6),
     np.dtype(np.float16): (2.0**-10, 2.0**-10),
 }
+try:
+    import ml_dtypes
+    TOLERANCES[np.dtype(ml_dtypes.bfloat16)] = (2.0**-7, 2.0**-7)
+except ImportError:  # bfloat16 is tested where ml_dtypes is installed
+    ml_dtypes = None
+
+
+def _tiny(dtype):
+    """The smallest normal number of a float dtype (bfloat16's from ml_dtypes)."""
+    return float(np.finfo(dtype).tiny if np.dtype(dtype).kind == "f" else ml_dtypes.finfo(dtype).tiny)
 
 
 def _normalizer(x):
@@ -106,7 +116,7 @@ def assert_loss_close(actual, expected, dtype):
     with np.errstate(over="ignore"):
         expected_in_dtype = np.asarray(expected).astype(dtype).astype(np.float64)
     np.testing.assert_allclose(np.asarray(actual, np.float64), expected_in_dtype,
-                               rtol=rtol, atol=float(np.finfo(dtype).tiny), equal_nan=True)
+                               rtol=rtol, atol=_tiny(dtype), equal_nan=True)
 
 
 def assert_grad_close(actual, expected, dtype, scale=1.0):

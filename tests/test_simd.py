@@ -1,11 +1,13 @@
 """Every kernel path this CPU runs, against the float64 reference.
 
 Each path (fx_isa_list.h: AVX-512, AVX2+FMA, NEON, SSE2, plain C) is the same C source
-compiled for another instruction set, with the same two kernel families: rows in lanes
-(a block of VL rows of at most 4 VL classes, VL the lanes of a vector) and long rows
-(chunk by chunk). The tests switch paths in-process with ``fastxent._kernels.set_path``
-and hit both families, every tail length modulo the lanes, the chunk boundaries, the
-special rows, and the bit-for-bit thread rule.
+compiled for another instruction set, with the same three kernel families: rows in lanes
+(a block of VL rows of at most 4 VL classes, VL the lanes of a vector), row batches (a
+block of VL rows of any length, read along the rows) and row kernels (chunk by chunk),
+each for float16, bfloat16, float32 and float64 storage. The tests switch paths
+in-process with ``fastxent._kernels.set_path``, force each family
+(``fastxent._kernels.force_family``) and hit every tail length modulo the lanes, the
+chunk boundaries, the special rows, and the bit-for-bit thread rule.
 """
 
 import numpy as np
@@ -92,8 +94,9 @@ def test_invalid_labels_never_read_out_of_bounds(path, rng):
 # --- every tail, both kernel families --------------------------------------------------------
 
 def _lanes(dtype):
-    rows, cols = _kernels.blocks()[np.dtype(dtype).name]
-    return rows, cols
+    """Rows per block of the block families, and the widest rows in lanes."""
+    rows = _kernels.families()[np.dtype(dtype).name]["block_rows"]
+    return rows, 4 * rows
 
 
 def _special_rows(logits, labels):
@@ -124,12 +127,22 @@ def _assert_both_label_kinds_match_reference(rng, logits, labels):
     reference.assert_grad_close(grad, want_grad, dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_width_in_both_kernel_families(path, rng, dtype):
-    """C from 1 to past the widest block, with 2 blocks and 3 remainder rows (blocks then
-    rows), and with fewer rows than a block (the row kernel at every width)."""
+FAMILY_DTYPES = [np.float16, np.float32, np.float64]
+if reference.ml_dtypes is not None:
+    FAMILY_DTYPES.append(reference.ml_dtypes.bfloat16)
+
+
+@pytest.mark.parametrize("dtype", FAMILY_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_width_in_every_kernel_family(path, family, rng, dtype):
+    """C from 1 to past the widest rows in lanes, and around the length where a row batch's
+    sums go on in double, with 2 blocks and 3 remainder rows (blocks then rows), and with
+    fewer rows than a block (the row kernel at every width)."""
     lanes, block_cols = _lanes(dtype)
-    for cols in range(1, block_cols + lanes + 2):
+    group = 32 * lanes
+    widths = list(range(1, block_cols + lanes + 2))
+    if family != "lanes":
+        widths += [group - 1, group, group + 1, 2 * group + lanes + 1]
+    for cols in widths:
         for rows in (2 * lanes + 3, min(lanes - 1, 6) or 1):
             logits = (rng.standard_normal((rows, cols)) * 4).astype(dtype)
             labels = rng.integers(0, cols, rows)
@@ -150,12 +163,17 @@ def test_chunk_boundaries(path, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blocks_and_row_kernel_agree(path, rng, dtype):
+@pytest.mark.parametrize("block_family", ["lanes", "batch"])
+def test_blocks_and_row_kernel_agree(path, rng, dtype, block_family):
     lanes, block_cols = _lanes(dtype)
     logits = (rng.standard_normal((lanes, block_cols)) * 3).astype(dtype)
     labels = rng.integers(0, block_cols, lanes)
-    in_blocks = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
-                                                            return_grad=True)
+    _kernels.force_family(block_family)
+    try:
+        in_blocks = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                                return_grad=True)
+    finally:
+        _kernels.force_family(None)
     one_by_one = [nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels[i:i + 1], logits=logits[i:i + 1], return_grad=True) for i in range(lanes)]
     rtol = 1e-6 if dtype == np.float32 else 1e-14
@@ -187,7 +205,7 @@ def test_strided_and_in_place_rows_on_every_path(rng):
             _kernels.set_path(PATHS[0])
 
 
-@pytest.mark.parametrize("shape", [(3000, 7), (3000, 37), (300, 2500)], ids=str)
+@pytest.mark.parametrize("shape", [(3000, 7), (3000, 37), (3000, 100), (300, 2500)], ids=str)
 def test_bit_identical_for_any_thread_count_on_every_path(path, rng, shape):
     logits = (rng.standard_normal(shape) * 5).astype(np.float32)
     labels = rng.integers(0, shape[1], shape[0])

@@ -14,11 +14,19 @@
 #define FX_PART 32768
 
 /* Entries per chunk of a row for float and double: the unit of the row kernels' one
-   L1-resident pass; FX_PART is a multiple of both. A row kernel with a gradient needs
-   fx_work_size(n) doubles of work space (the chunks' maxes). */
+   L1-resident pass; FX_PART is a multiple of both. */
 #define FX_CHUNK_F32 2048
 #define FX_CHUNK_F64 1024
-#define fx_work_size(n) ((n) / FX_CHUNK_F64 + 1)
+
+/* The work space of a row kernel with a gradient, in doubles: the chunks' maxes, then (for
+   the half kinds, whose exps are kept in float, not in the gradient) room for n floats,
+   64-byte aligned. */
+#define fx_work_maxes(n) (((n) / FX_CHUNK_F64 + 2 + 7) / 8 * 8)
+#define fx_work_size(n) (fx_work_maxes(n) + ((n) + 15) / 16 * 8)
+
+/* The storage kinds of the arrays the kernels read and write, each computed in float
+   (float64: in double): the index of every per-kind entry of the table. */
+enum fx_kind { FX_F16 = 0, FX_F32 = 1, FX_F64 = 2, FX_BF16 = 3, FX_KINDS = 4 };
 
 /* A row's normalizer, or a part's: max m and r = sum(exp(x - m)) - 1; for dense labels
    y' also sy = sum(y') and syx = sum over y' != 0 of y' (x - m) (x itself where m = -inf). */
@@ -26,69 +34,65 @@ typedef struct fx_partial {
     double m, r, sy, syx;
 } fx_partial;
 
-#define FX_DECLARE_KERNELS(T, S)                                                           \
-    typedef double (*fx_sparse_row_##S)(const T *x, ptrdiff_t n, ptrdiff_t t, double c,      \
-                                        const T *u, double a, double b, double scale, T *g, \
-                                        double *work);                                      \
-    typedef double (*fx_dense_row_##S)(const T *x, const T *y, ptrdiff_t n, double a,        \
-                                       double b, double scale, T *g, T *gy, double *work);  \
-    typedef void (*fx_part_##S)(const T *x, const T *y, ptrdiff_t n, double a, double b,    \
-                                T *g, double *chunk_max, fx_partial *out);                 \
-    typedef void (*fx_grad_finish_##S)(T *g, const T *y, ptrdiff_t n, double a, double b,   \
-                                       const double *chunk_max, double m, double inv,       \
-                                       double total, double r);                             \
-    typedef void (*fx_sparse_grad_part_##S)(const T *x, ptrdiff_t n, double m, double inv,  \
-                                            T *g);                                          \
-    typedef void (*fx_dense_sums_part_##S)(const T *x, const T *y, ptrdiff_t n, double m,   \
-                                           double a, double b, double gy_scale,             \
-                                           double log_s, T *gy, double *sum_y,              \
-                                           double *sum_yx);                                 \
-    typedef void (*fx_dense_grad_part_##S)(const T *x, const T *y, ptrdiff_t n, double m,   \
-                                           double a, double b, double inv, double total,    \
-                                           double r, T *g);                                 \
-    typedef void (*fx_sparse_block_##S)(const T *x, ptrdiff_t xs, ptrdiff_t n,              \
-                                        const int64_t *t, const double *scale,              \
-                                        ptrdiff_t scale_step, T *g, ptrdiff_t gs,           \
-                                        T *loss, ptrdiff_t ls);                             \
-    typedef void (*fx_dense_block_##S)(const T *x, ptrdiff_t xs, const T *y, ptrdiff_t ys,  \
-                                       ptrdiff_t n, double a, double b,                     \
-                                       const double *scale, ptrdiff_t scale_step, T *g,     \
-                                       ptrdiff_t gs, T *gy, ptrdiff_t gys, T *loss,         \
-                                       ptrdiff_t ls);                                       \
-    typedef void (*fx_array_##S)(const T *in, T *out, ptrdiff_t n);
+/* The kernels' signatures. x, y (dense labels), g and gy (their gradients) are arrays of
+   the kernel's storage kind; u, e, loss and block work space are of its compute type
+   (double for FX_F64, float otherwise). */
+typedef double (*fx_sparse_row_fn)(const void *x, ptrdiff_t n, ptrdiff_t t, double c,
+                                   const void *u, double a, double b, double scale, void *g,
+                                   double *work);
+typedef double (*fx_dense_row_fn)(const void *x, const void *y, ptrdiff_t n, double a, double b,
+                                  double scale, void *g, void *gy, double *work);
+typedef void (*fx_part_fn)(const void *x, const void *y, ptrdiff_t n, double a, double b,
+                           void *e, double *chunk_max, fx_partial *out);
+typedef void (*fx_grad_finish_fn)(void *g, const void *e, const void *y, ptrdiff_t n, double a,
+                                  double b, const double *chunk_max, double m, double scale,
+                                  double total, double r);
+typedef void (*fx_sparse_grad_part_fn)(const void *x, ptrdiff_t n, double m, double inv, void *g);
+typedef void (*fx_dense_sums_part_fn)(const void *x, const void *y, ptrdiff_t n, double m,
+                                      double a, double b, double gy_scale, double log_s,
+                                      void *gy, double *sum_y, double *sum_yx);
+typedef void (*fx_dense_grad_part_fn)(const void *x, const void *y, ptrdiff_t n, double m,
+                                      double a, double b, double scale, double total, double r,
+                                      void *g);
+typedef void (*fx_sparse_block_fn)(const void *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,
+                                   const double *scale, ptrdiff_t scale_step, void *g,
+                                   ptrdiff_t gs, void *loss, ptrdiff_t ls, void *work);
+typedef void (*fx_dense_block_fn)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys,
+                                  ptrdiff_t n, double a, double b, const double *scale,
+                                  ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,
+                                  ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work);
+typedef void (*fx_array_f32)(const float *in, float *out, ptrdiff_t n);
+typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
 
-FX_DECLARE_KERNELS(float, f32)
-FX_DECLARE_KERNELS(double, f64)
-
-/* One instruction set's kernels (fx_kernels.c fills one per entry of fx_isa_list.h).
-   Row kernels take one contiguous row of n logits. Block kernels ("rows in lanes") take
-   block_rows rows of at most block_cols classes, row i at x + i * xs, and write row i's
-   loss at loss[i * ls]; strides are in elements. Gradient pointers may equal the logits
-   pointers (in place). */
+/* One instruction set's kernels (fx_kernels.c fills one per entry of fx_isa_list.h), each
+   for every storage kind. Three families take a call's rows, by the number of classes n:
+   - rows in lanes (n <= lanes_cols): a block of block_rows rows transposed so that lane i
+     of a vector is row i;
+   - row batches (n <= batch_cols): a block of block_rows rows, each read along its row,
+     with the per-row reductions, the log and the gradient's scaling done for the block at
+     once in vector lanes;
+   - row kernels: one row at a time, chunk by chunk (any n; the parts of a long row may run
+     on several threads).
+   Block kernels take block_rows rows, row i at x + i * xs, and write row i's loss at
+   loss[i * ls]; strides are in elements. A row batch with a gradient of a half kind needs
+   block_rows * n floats of work space. Gradient pointers may equal the logits pointers (in
+   place). A row kernel's work space is fx_work_size(n) doubles. */
 typedef struct fx_kernels {
     const char *name;
-    int block_rows_f32;   /* the lanes of a vector */
-    int block_rows_f64;
-    int block_cols_f32;   /* up to where rows in lanes beat the row kernels */
-    int block_cols_f64;
-    fx_sparse_row_f32 sparse_row_f32;
-    fx_sparse_row_f64 sparse_row_f64;
-    fx_dense_row_f32 dense_row_f32;
-    fx_dense_row_f64 dense_row_f64;
-    fx_part_f32 part_f32;                       /* the pieces of a row split over threads */
-    fx_part_f64 part_f64;
-    fx_grad_finish_f32 grad_finish_f32;
-    fx_grad_finish_f64 grad_finish_f64;
-    fx_sparse_grad_part_f32 sparse_grad_part_f32;   /* given a whole row's max: Dask's blocks */
-    fx_sparse_grad_part_f64 sparse_grad_part_f64;
-    fx_dense_sums_part_f32 dense_sums_part_f32;
-    fx_dense_sums_part_f64 dense_sums_part_f64;
-    fx_dense_grad_part_f32 dense_grad_part_f32;
-    fx_dense_grad_part_f64 dense_grad_part_f64;
-    fx_sparse_block_f32 sparse_block_f32;
-    fx_sparse_block_f64 sparse_block_f64;
-    fx_dense_block_f32 dense_block_f32;
-    fx_dense_block_f64 dense_block_f64;
+    int block_rows[FX_KINDS];   /* the lanes of a vector of the compute type */
+    int lanes_cols[FX_KINDS];   /* measured crossovers: fx_simd_<name>.h */
+    int batch_cols[FX_KINDS];
+    fx_sparse_row_fn sparse_row[FX_KINDS];
+    fx_dense_row_fn dense_row[FX_KINDS];
+    fx_part_fn part[FX_KINDS];               /* the pieces of a row split over threads */
+    fx_grad_finish_fn grad_finish[FX_KINDS];
+    fx_sparse_grad_part_fn sparse_grad_part[FX_KINDS];   /* given a whole row's max: Dask */
+    fx_dense_sums_part_fn dense_sums_part[FX_KINDS];
+    fx_dense_grad_part_fn dense_grad_part[FX_KINDS];
+    fx_sparse_block_fn sparse_lanes[FX_KINDS];
+    fx_dense_block_fn dense_lanes[FX_KINDS];
+    fx_sparse_block_fn sparse_batch[FX_KINDS];
+    fx_dense_block_fn dense_batch[FX_KINDS];
     fx_array_f32 exp_f32;       /* exp of non-positive inputs, log1p of non-negative ones: */
     fx_array_f64 exp_f64;       /* the vector math, for the accuracy tests */
     fx_array_f32 log1p_f32;

@@ -45,6 +45,15 @@
  *                                    double lanes take VF_LANES / VD_LANES floats each
  *   vX_transpose(r)                  r is VX_LANES vectors: lane j of r[i] <-> lane i of r[j]
  *
+ * Half-precision storage, float lanes (H is f16, IEEE binary16, or bf16, the high half of a
+ * binary32; p points to their bits): converted in registers, rounded to nearest even on the
+ * way back, NaN kept (quiet), as NumPy's and ml_dtypes' astype:
+ *
+ *   vf_load_H(p), vf_store_H(p, v), vf_load_part_H(p, n, pad), vf_store_part_H(p, n, v)
+ *
+ * An ISA header that has them defines FX_HALF_VECTORS; the others get them below, element
+ * by element through fx_half.h.
+ *
  * FX_PREFETCH(p), FX_PREFETCH_W(p) ask for the cache line at p, to read or to write
  * (never fault, any address).
  */
@@ -77,5 +86,32 @@
 #endif
 
 #include FX_STR(FX_CAT(fx_simd_, FX_ISA).h)
+
+#ifndef FX_HALF_VECTORS
+#include "fx_half.h"
+#define FX_HALF_BY_ELEMENT(H, TO_FLOAT, FROM_FLOAT)                                         \
+    static inline vf vf_load_part_##H(const uint16_t *p, ptrdiff_t n, float pad)           \
+    {                                                                                       \
+        float t[VF_LANES];                                                                  \
+        int j;                                                                              \
+        for (j = 0; j < VF_LANES; ++j)                                                      \
+            t[j] = j < n ? TO_FLOAT(p[j]) : pad;                                            \
+        return vf_load(t);                                                                  \
+    }                                                                                       \
+    static inline vf vf_load_##H(const uint16_t *p) { return vf_load_part_##H(p, VF_LANES, 0.0f); } \
+    static inline void vf_store_part_##H(uint16_t *p, ptrdiff_t n, vf v)                   \
+    {                                                                                       \
+        float t[VF_LANES];                                                                  \
+        int j;                                                                              \
+        vf_store(t, v);                                                                     \
+        for (j = 0; j < VF_LANES; ++j)                                                      \
+            if (j < n)                                                                      \
+                p[j] = FROM_FLOAT(t[j]);                                                    \
+    }                                                                                       \
+    static inline void vf_store_##H(uint16_t *p, vf v) { vf_store_part_##H(p, VF_LANES, v); }
+FX_HALF_BY_ELEMENT(f16, fx_half_to_float, fx_float_to_half)
+FX_HALF_BY_ELEMENT(bf16, fx_bfloat16_to_float, fx_float_to_bfloat16)
+#undef FX_HALF_BY_ELEMENT
+#endif
 
 #endif /* FX_SIMD_H */

@@ -3,6 +3,16 @@
 
 #define VF_LANES 8
 #define VD_LANES 4
+
+/* Where each kernel family takes over, in classes per row, for float32, the half kinds and
+   float64: rows in lanes up to LANES_COLS (at most four vectors' width), row batches up to
+   BATCH_COLS, row kernels beyond (tools/crossovers.py measures them). */
+#define FX_LANES_COLS_F32 (2 * VF_LANES)
+#define FX_LANES_COLS_F16 (2 * VF_LANES)
+#define FX_LANES_COLS_F64 (2 * VD_LANES)
+#define FX_BATCH_COLS_F32 4096
+#define FX_BATCH_COLS_F16 4096
+#define FX_BATCH_COLS_F64 2048
 typedef __m256 vf;
 typedef __m256d vd;
 typedef __m256 mf;
@@ -179,3 +189,52 @@ static inline void vd_transpose(vd r[4])
     r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
     r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
+
+/* float16 (F16C's vcvtph2ps/vcvtps2ph) and bfloat16 (a shift into the float's high half)
+   storage, converted in registers; partial accesses through a small buffer (no 16-bit
+   masked loads before AVX-512). */
+#define FX_HALF_VECTORS 1
+static inline __m128i fx_bits_part(const uint16_t *p, ptrdiff_t n)
+{
+    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j;
+    for (j = 0; j < 8; ++j)
+        if (j < n)
+            t[j] = p[j];
+    return _mm_loadu_si128((const __m128i *)t);
+}
+static inline void fx_bits_store_part(uint16_t *p, ptrdiff_t n, __m128i h)
+{
+    uint16_t t[8];
+    int j;
+    _mm_storeu_si128((__m128i *)t, h);
+    for (j = 0; j < 8; ++j)
+        if (j < n)
+            p[j] = t[j];
+}
+static inline vf vf_load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline vf vf_load_part_f16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return _mm256_blendv_ps(_mm256_set1_ps(pad), _mm256_cvtph_ps(fx_bits_part(p, n)), mf_first(n));
+}
+static inline __m128i fx_to_f16_bits(vf v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline void vf_store_f16(uint16_t *p, vf v) { _mm_storeu_si128((__m128i *)p, fx_to_f16_bits(v)); }
+static inline void vf_store_part_f16(uint16_t *p, ptrdiff_t n, vf v) { fx_bits_store_part(p, n, fx_to_f16_bits(v)); }
+static inline vf fx_from_bf16_bits(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+static inline vf vf_load_bf16(const uint16_t *p) { return fx_from_bf16_bits(_mm_loadu_si128((const __m128i *)p)); }
+static inline vf vf_load_part_bf16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return _mm256_blendv_ps(_mm256_set1_ps(pad), fx_from_bf16_bits(fx_bits_part(p, n)), mf_first(n));
+}
+/* round to nearest even; a NaN is made quiet (fx_half.h's fx_float_to_bfloat16) */
+static inline __m128i fx_to_bf16_bits(vf v)
+{
+    const __m256i b = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_add_epi32(b, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
+    const __m256i quiet = _mm256_or_si256(b, _mm256_set1_epi32(0x400000));
+    const __m256i r = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))), 16);
+    return _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+}
+static inline void vf_store_bf16(uint16_t *p, vf v) { _mm_storeu_si128((__m128i *)p, fx_to_bf16_bits(v)); }
+static inline void vf_store_part_bf16(uint16_t *p, ptrdiff_t n, vf v) { fx_bits_store_part(p, n, fx_to_bf16_bits(v)); }

@@ -4,6 +4,16 @@
 
 #define VF_LANES 16
 #define VD_LANES 8
+
+/* Where each kernel family takes over, in classes per row, for float32, the half kinds and
+   float64: rows in lanes up to LANES_COLS (at most four vectors' width), row batches up to
+   BATCH_COLS, row kernels beyond (tools/crossovers.py measures them). */
+#define FX_LANES_COLS_F32 (2 * VF_LANES)
+#define FX_LANES_COLS_F16 (2 * VF_LANES)
+#define FX_LANES_COLS_F64 (2 * VD_LANES)
+#define FX_BATCH_COLS_F32 4096
+#define FX_BATCH_COLS_F16 4096
+#define FX_BATCH_COLS_F64 2048
 typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
@@ -151,3 +161,33 @@ static inline void vd_transpose(vd r[8])
     for (i = 0; i < 8; ++i)
         r[i] = t[i];
 }
+
+/* float16 (vcvtph2ps, vcvtps2ph: every AVX-512 CPU has them) and bfloat16 (a shift into
+   the float's high half) storage, converted in registers; masked 16-bit accesses (BW). */
+#define FX_HALF_VECTORS 1
+static inline vf vf_load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+static inline vf vf_load_part_f16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return _mm512_mask_cvtph_ps(_mm512_set1_ps(pad), mf_first(n), _mm256_maskz_loadu_epi16(mf_first(n), p));
+}
+static inline __m256i fx_to_f16_bits(vf v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline void vf_store_f16(uint16_t *p, vf v) { _mm256_storeu_si256((__m256i *)p, fx_to_f16_bits(v)); }
+static inline void vf_store_part_f16(uint16_t *p, ptrdiff_t n, vf v) { _mm256_mask_storeu_epi16(p, mf_first(n), fx_to_f16_bits(v)); }
+static inline vf fx_from_bf16_bits(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+static inline vf vf_load_bf16(const uint16_t *p) { return fx_from_bf16_bits(_mm256_loadu_si256((const __m256i *)p)); }
+static inline vf vf_load_part_bf16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return _mm512_mask_blend_ps(mf_first(n), _mm512_set1_ps(pad), fx_from_bf16_bits(_mm256_maskz_loadu_epi16(mf_first(n), p)));
+}
+/* round to nearest even; a NaN is made quiet (fx_half.h's fx_float_to_bfloat16) */
+static inline __m256i fx_to_bf16_bits(vf v)
+{
+    const __m512i b = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
+    const __m512i rounded = _mm512_add_epi32(b, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    const __m512i quiet = _mm512_or_si512(b, _mm512_set1_epi32(0x400000));
+    const __m512i r = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet);
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+static inline void vf_store_bf16(uint16_t *p, vf v) { _mm256_storeu_si256((__m256i *)p, fx_to_bf16_bits(v)); }
+static inline void vf_store_part_bf16(uint16_t *p, ptrdiff_t n, vf v) { _mm256_mask_storeu_epi16(p, mf_first(n), fx_to_bf16_bits(v)); }

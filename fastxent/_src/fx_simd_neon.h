@@ -4,6 +4,16 @@
 
 #define VF_LANES 4
 #define VD_LANES 2
+
+/* Where each kernel family takes over, in classes per row, for float32, the half kinds and
+   float64: rows in lanes up to LANES_COLS (at most four vectors' width), row batches up to
+   BATCH_COLS, row kernels beyond (tools/crossovers.py measures them). */
+#define FX_LANES_COLS_F32 (2 * VF_LANES)
+#define FX_LANES_COLS_F16 (2 * VF_LANES)
+#define FX_LANES_COLS_F64 (2 * VD_LANES)
+#define FX_BATCH_COLS_F32 4096
+#define FX_BATCH_COLS_F16 4096
+#define FX_BATCH_COLS_F64 2048
 typedef float32x4_t vf;
 typedef float64x2_t vd;
 typedef uint32x4_t mf;
@@ -157,3 +167,57 @@ static inline void vd_transpose(vd r[2])
     r[1] = vtrn2q_f64(r[0], r[1]);
     r[0] = t;
 }
+
+/* float16 (FCVTL/FCVTN: every AArch64 CPU) and bfloat16 (a shift into the float's high
+   half) storage, converted in registers; partial accesses lane by lane. */
+#define FX_HALF_VECTORS 1
+static inline uint16x4_t fx_bits_part(const uint16_t *p, ptrdiff_t n)
+{
+    uint16x4_t h = vdup_n_u16(0);
+    if (n > 0)
+        h = vld1_lane_u16(p, h, 0);
+    if (n > 1)
+        h = vld1_lane_u16(p + 1, h, 1);
+    if (n > 2)
+        h = vld1_lane_u16(p + 2, h, 2);
+    if (n > 3)
+        h = vld1_lane_u16(p + 3, h, 3);
+    return h;
+}
+static inline void fx_bits_store_part(uint16_t *p, ptrdiff_t n, uint16x4_t h)
+{
+    if (n > 0)
+        vst1_lane_u16(p, h, 0);
+    if (n > 1)
+        vst1_lane_u16(p + 1, h, 1);
+    if (n > 2)
+        vst1_lane_u16(p + 2, h, 2);
+    if (n > 3)
+        vst1_lane_u16(p + 3, h, 3);
+}
+static inline vf fx_from_f16_bits(uint16x4_t h) { return vcvt_f32_f16(vreinterpret_f16_u16(h)); }
+static inline uint16x4_t fx_to_f16_bits(vf v) { return vreinterpret_u16_f16(vcvt_f16_f32(v)); }
+static inline vf vf_load_f16(const uint16_t *p) { return fx_from_f16_bits(vld1_u16(p)); }
+static inline vf vf_load_part_f16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return vbslq_f32(mf_first(n), fx_from_f16_bits(fx_bits_part(p, n)), vdupq_n_f32(pad));
+}
+static inline void vf_store_f16(uint16_t *p, vf v) { vst1_u16(p, fx_to_f16_bits(v)); }
+static inline void vf_store_part_f16(uint16_t *p, ptrdiff_t n, vf v) { fx_bits_store_part(p, n, fx_to_f16_bits(v)); }
+static inline vf fx_from_bf16_bits(uint16x4_t h) { return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); }
+/* round to nearest even; a NaN is made quiet (fx_half.h's fx_float_to_bfloat16) */
+static inline uint16x4_t fx_to_bf16_bits(vf v)
+{
+    const uint32x4_t b = vreinterpretq_u32_f32(v);
+    const uint32x4_t odd = vandq_u32(vshrq_n_u32(b, 16), vdupq_n_u32(1));
+    const uint32x4_t rounded = vaddq_u32(b, vaddq_u32(odd, vdupq_n_u32(0x7fff)));
+    const uint32x4_t quiet = vorrq_u32(b, vdupq_n_u32(0x400000));
+    return vshrn_n_u32(vbslq_u32(vceqq_f32(v, v), rounded, quiet), 16);
+}
+static inline vf vf_load_bf16(const uint16_t *p) { return fx_from_bf16_bits(vld1_u16(p)); }
+static inline vf vf_load_part_bf16(const uint16_t *p, ptrdiff_t n, float pad)
+{
+    return vbslq_f32(mf_first(n), fx_from_bf16_bits(fx_bits_part(p, n)), vdupq_n_f32(pad));
+}
+static inline void vf_store_bf16(uint16_t *p, vf v) { vst1_u16(p, fx_to_bf16_bits(v)); }
+static inline void vf_store_part_bf16(uint16_t *p, ptrdiff_t n, vf v) { fx_bits_store_part(p, n, fx_to_bf16_bits(v)); }
