@@ -516,7 +516,7 @@ static FX_ALWAYS_INLINE V SFX(lane_sums)(V *v)
         const M below_ = VOP(neq)(d_, zero);                                              \
         const V e_ = VOP(exp_nonpos)(d_);                                                 \
         S_ = VOP(add_if)(below_, S_, e_);                                                 \
-        B_ = VOP(add_if)(below_, B_, one);                                                \
+        B_ = COP(add)(B_, below_);                                                        \
         if (e)                                                                            \
             E;                                                                            \
         if (y) {                                                                          \
@@ -526,21 +526,22 @@ static FX_ALWAYS_INLINE V SFX(lane_sums)(V *v)
         }                                                                                 \
     } while (0)
 
-/* One row of a batch given its max vm: per lane, the sum of exp(x - m) below the max and
-   the count of entries below it (float lanes), and for dense labels y' = a y + b the sums
+/* One row of a batch given its max vm: per lane, the sum of exp(x - m) below the max, the
+   count of entries below it, and for dense labels y' = a y + b the sums
    of y' and of y' (x - m) where y' != 0; e (may be NULL) receives exp(x - m). Float lanes
    take FLUSH vectors each; a longer row's sums go on in double (as a row kernel's do) and
    come back whole in lane 0. The row's entries in the next batch, `ahead` further, are
    prefetched, and with e their exps' place (e_ahead further, when not 0). */
 static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff_t n, V vm, V va,
                                                  V vb, T *e, ptrdiff_t ahead, ptrdiff_t y_ahead,
-                                                 ptrdiff_t e_ahead, V *sum, V *below, V *sum_y,
+                                                 ptrdiff_t e_ahead, V *sum, T *below, V *sum_y,
                                                  V *sum_yx)
 {
-    const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
+    const V zero = VOP(set1)((T)0);
     const ptrdiff_t full = n - n % VL, group = 2 * FLUSH * VL;
     const int long_row = n > group;
-    V s0 = zero, s1 = zero, b0 = zero, b1 = zero, sy0 = zero, sy1 = zero, sx0 = zero, sx1 = zero;
+    V s0 = zero, s1 = zero, sy0 = zero, sy1 = zero, sx0 = zero, sx1 = zero;
+    CNT count = COP(zero)();
     vd wide_s = vd_set1(0.0), wide_sy = vd_set1(0.0), wide_sx = vd_set1(0.0);
     ptrdiff_t j = 0;
     do {
@@ -552,13 +553,13 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
             if (e && e_ahead)
                 FX_PREFETCH_W(e + j + e_ahead);
             BATCH_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
-                       s0, b0, sy0, sx0);
+                       s0, count, sy0, sx0);
             BATCH_STEP(SLOAD(x + j + VL), VOP(fmadd)(va, SLOAD(y + j + VL), vb),
-                       VOP(store)(e + j + VL, e_), s1, b1, sy1, sx1);
+                       VOP(store)(e + j + VL, e_), s1, count, sy1, sx1);
         }
         if (j < end) {
             BATCH_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
-                       s0, b0, sy0, sx0);
+                       s0, count, sy0, sx0);
             j += VL;
         }
         if (j == full && j < n) {
@@ -566,7 +567,7 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
             const M real = MOP(first)(n - j);
             BATCH_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
                        VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
-                       VOP(store_part)(e + j, n - j, e_), s1, b1, sy1, sx1);
+                       VOP(store_part)(e + j, n - j, e_), s1, count, sy1, sx1);
             j = n;
         }
         if (long_row) {
@@ -579,7 +580,7 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
             }
         }
     } while (j < n);
-    *below = VOP(add)(b0, b1);
+    *below = (T)COP(total)(count);
     if (long_row) {
         const T whole[3] = {(T)vd_hsum_d(wide_s), (T)vd_hsum_d(wide_sy), (T)vd_hsum_d(wide_sx)};
         *sum = VOP(load_part)(whole, 1, 0);
@@ -611,11 +612,11 @@ static FX_ALWAYS_INLINE V SFX(batch_maxes)(const S *x, ptrdiff_t xs, ptrdiff_t n
 
 /* r = sum(exp(x - m)) - 1 of a batch's rows as lanes: the sums below the max plus the ties
    (every lane of the padded row that is not below it), less the max itself. */
-static FX_ALWAYS_INLINE V SFX(batch_r)(V *sums, V *belows, ptrdiff_t n)
+static FX_ALWAYS_INLINE V SFX(batch_r)(V *sums, const T *belows, ptrdiff_t n)
 {
     const ptrdiff_t lanes = (n + VL - 1) / VL * VL;
     const V s = SFX(lane_sums)(sums);
-    return VOP(add)(s, VOP(sub)(VOP(set1)((T)(lanes - 1)), SFX(lane_sums)(belows)));
+    return VOP(add)(s, VOP(sub)(VOP(set1)((T)(lanes - 1)), VOP(load)(belows)));
 }
 
 /* Where a batch keeps row i's exps: in the gradient, or in the work space. */
@@ -634,8 +635,8 @@ static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
     S *g = (S *)gv;
     T *work = (T *)workv;
     const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
-    V sums[VL], belows[VL], bad, xt, m, r;
-    T maxes[VL];
+    V sums[VL], bad, xt, m, r;
+    T maxes[VL], belows[VL];
     ptrdiff_t i, j;
     const ptrdiff_t ahead = VL * xs;
     xt = SFX(block_targets)(x, xs, n, t, &bad);   /* before g, which may be x, is written */
@@ -681,8 +682,8 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
     T *work = (T *)workv;
     const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b), vna = VOP(set1)((T)-a),
             vnb = VOP(set1)((T)-b);
-    V sums[VL], belows[VL], sy[VL], syx[VL], r, log_s, total, sub_m;
-    T maxes[VL];
+    V sums[VL], sy[VL], syx[VL], r, log_s, total, sub_m;
+    T maxes[VL], belows[VL];
     ptrdiff_t i, j;
     SFX(batch_maxes)(x, xs, n, maxes);
     for (i = 0; i < VL; ++i) {

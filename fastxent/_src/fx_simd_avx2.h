@@ -17,8 +17,9 @@ typedef __m256 vf;
 typedef __m256d vd;
 typedef __m256 mf;
 typedef __m256d md;
-typedef __m256i cf;
-typedef __m256i cd;
+/* lane counters are scalars: the population count of a mask's sign bits (vmovmskps) */
+typedef ptrdiff_t cf;
+typedef ptrdiff_t cd;
 
 static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline vd vd_load(const double *p) { return _mm256_loadu_pd(p); }
@@ -83,27 +84,12 @@ static inline vf vf_keep(mf m, vf a) { return _mm256_and_ps(m, a); }
 static inline vd vd_keep(md m, vd a) { return _mm256_and_pd(m, a); }
 static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm256_add_ps(acc, _mm256_and_ps(m, v)); }
 static inline vd vd_add_if(md m, vd acc, vd v) { return _mm256_add_pd(acc, _mm256_and_pd(m, v)); }
-/* a true lane is all ones, -1 as an integer */
-static inline cf cf_zero(void) { return _mm256_setzero_si256(); }
-static inline cd cd_zero(void) { return _mm256_setzero_si256(); }
-static inline cf cf_add(cf c, mf m) { return _mm256_sub_epi32(c, _mm256_castps_si256(m)); }
-static inline cd cd_add(cd c, md m) { return _mm256_sub_epi64(c, _mm256_castpd_si256(m)); }
-static inline ptrdiff_t cf_total(cf c)
-{
-    int32_t t[8];
-    ptrdiff_t s = 0;
-    int i;
-    _mm256_storeu_si256((__m256i *)t, c);
-    for (i = 0; i < 8; ++i)
-        s += t[i];
-    return s;
-}
-static inline ptrdiff_t cd_total(cd c)
-{
-    int64_t t[4];
-    _mm256_storeu_si256((__m256i *)t, c);
-    return (ptrdiff_t)(t[0] + t[1] + t[2] + t[3]);
-}
+static inline cf cf_zero(void) { return 0; }
+static inline cd cd_zero(void) { return 0; }
+static inline cf cf_add(cf c, mf m) { return c + __builtin_popcount((unsigned)_mm256_movemask_ps(m)); }
+static inline cd cd_add(cd c, md m) { return c + __builtin_popcount((unsigned)_mm256_movemask_pd(m)); }
+static inline ptrdiff_t cf_total(cf c) { return c; }
+static inline ptrdiff_t cd_total(cd c) { return c; }
 static inline vf vf_exponent_bits(vf a)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23));

@@ -18,8 +18,9 @@ typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
 typedef __mmask8 md;
-typedef __m512i cf;
-typedef __m512i cd;
+/* lane counters are scalars: a mask's population count, on the integer units */
+typedef ptrdiff_t cf;
+typedef ptrdiff_t cd;
 
 static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline vd vd_load(const double *p) { return _mm512_loadu_pd(p); }
@@ -68,12 +69,12 @@ static inline vf vf_keep(mf m, vf a) { return _mm512_maskz_mov_ps(m, a); }
 static inline vd vd_keep(md m, vd a) { return _mm512_maskz_mov_pd(m, a); }
 static inline vf vf_add_if(mf m, vf acc, vf v) { return _mm512_mask_add_ps(acc, m, acc, v); }
 static inline vd vd_add_if(md m, vd acc, vd v) { return _mm512_mask_add_pd(acc, m, acc, v); }
-static inline cf cf_zero(void) { return _mm512_setzero_si512(); }
-static inline cd cd_zero(void) { return _mm512_setzero_si512(); }
-static inline cf cf_add(cf c, mf m) { return _mm512_mask_sub_epi32(c, m, c, _mm512_set1_epi32(-1)); }
-static inline cd cd_add(cd c, md m) { return _mm512_mask_sub_epi64(c, m, c, _mm512_set1_epi64(-1)); }
-static inline ptrdiff_t cf_total(cf c) { return _mm512_reduce_add_epi32(c); }
-static inline ptrdiff_t cd_total(cd c) { return (ptrdiff_t)_mm512_reduce_add_epi64(c); }
+static inline cf cf_zero(void) { return 0; }
+static inline cd cd_zero(void) { return 0; }
+static inline cf cf_add(cf c, mf m) { return c + __builtin_popcount((unsigned)m); }
+static inline cd cd_add(cd c, md m) { return c + __builtin_popcount((unsigned)m); }
+static inline ptrdiff_t cf_total(cf c) { return c; }
+static inline ptrdiff_t cd_total(cd c) { return c; }
 static inline vf vf_exponent_bits(vf a)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(a), 23));
@@ -81,6 +82,21 @@ static inline vf vf_exponent_bits(vf a)
 static inline vd vd_exponent_bits(vd a)
 {
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(a), 52));
+}
+/* The exp's scale 2**(k + j/16) from the integer i = 16 k + j in a's low bits: the table
+   entry 2**(j/16) (vpermps takes the low 4 bits) with k added to its exponent (fx_math.h). */
+#define FX_EXP_TABLE 16
+static inline vf vf_exp_table(vf a)
+{
+    static const float table[16] = {
+        0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f,
+        0x1.306fe0p+0f, 0x1.3dea64p+0f, 0x1.4bfdaep+0f, 0x1.5ab07ep+0f,
+        0x1.6a09e6p+0f, 0x1.7a1148p+0f, 0x1.8ace54p+0f, 0x1.9c4918p+0f,
+        0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
+    const __m512i i = _mm512_castps_si512(a);
+    const __m512 t = _mm512_permutexvar_ps(i, _mm512_loadu_ps(table));
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(t),
+                                                _mm512_slli_epi32(_mm512_srai_epi32(i, 4), 23)));
 }
 /* getexp is floor(log2 u); getmant folds [1.5, 2) onto [0.75, 1), one exponent up */
 static inline vf vf_frexp(vf u, vf *e)
