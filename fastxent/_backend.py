@@ -68,8 +68,9 @@ class Backend(Protocol):
         """A description of the build (the ``info`` command prints it)."""
 
     # Optional, the default backend's only: ``fast_sparse(logits, labels, want_grad,
-    # reduction_code, weight)``, a whole plain call in one kernel call, or None where the
-    # core's general path must run (``fastxent._core.fast_sparse``).
+    # reduction_code, weights, out, grad_out, n_threads)``, a whole common call in one
+    # kernel call, or None where the core's general path must run
+    # (``fastxent._core.fast_sparse``).
 
 
 def _library(array: Any) -> str:

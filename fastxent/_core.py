@@ -57,18 +57,19 @@ _REDUCTION_NAMES = {"mean": Reduction.MEAN, "sum": Reduction.SUM,
                     "sum_over_nonzero_weights": Reduction.SUM_BY_NONZERO_WEIGHTS}
 
 
-# fast_sparse's codes: -1 is nn's per-row loss
+# fast_sparse's codes, every name of a reduction included: -1 is nn's per-row loss
 REDUCTION_CODES = {Reduction.NONE: 0, Reduction.SUM: 1, Reduction.MEAN: 2,
                    Reduction.SUM_OVER_BATCH_SIZE: 3, Reduction.SUM_BY_NONZERO_WEIGHTS: 4}
+REDUCTION_CODES.update({name: REDUCTION_CODES[key] for name, key in _REDUCTION_NAMES.items()})
 
 
-def fast_sparse(logits, labels, want_grad, reduction, weight):
-    """The default backend's whole-call kernel for the plain calls most users make
+def fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_threads):
+    """The default backend's whole-call kernel for the calls most users make
     (``fastxent._kernels.fast_sparse``): None where ``sparse`` must run instead. Bound on
     first use, so that importing fastxent loads no kernels."""
     global fast_sparse
     fast_sparse = default_backend().fast_sparse
-    return fast_sparse(logits, labels, want_grad, reduction, weight)
+    return fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_threads)
 
 
 def weights_array(weights, losses_shape, xp):

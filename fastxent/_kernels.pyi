@@ -18,7 +18,8 @@ def sparse_rows(
     class_weight: _Doubles | None = ..., label_smoothing: float = ...,
 ) -> None: ...
 def fast_sparse(
-    logits: object, labels: object, want_grad: bool, reduction: int, weight: float,
+    logits: object, labels: object, want_grad: bool, reduction: int, weights: object,
+    out: object = ..., grad_out: object = ..., n_threads: object = ...,
 ) -> Any: ...
 def dense_rows(
     logits: _Array, labels: _Array, loss: _Array, grad: _Array | None,

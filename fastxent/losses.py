@@ -117,13 +117,11 @@ def sparse_softmax_cross_entropy(
     ...     [2, 0, 1], [[10., 0, 0], [0, 10, 0], [0, 0, 10]], weights=2.3)), 4)
     23.0002
     """
-    if (out is None and grad_out is None and n_threads is None and validate is None
-            and ignore_index is None and class_weight is None
-            and type(label_smoothing) is float and label_smoothing == 0.0
-            and (type(weights) is float or type(weights) is int)
+    if (validate is None and ignore_index is None and class_weight is None
+            and type(label_smoothing) in (float, int) and label_smoothing == 0
             and type(reduction) is str and reduction in REDUCTION_CODES):
         result = _core.fast_sparse(logits, labels, return_grad, REDUCTION_CODES[reduction],
-                                   weights)
+                                   weights, out, grad_out, n_threads)
         if result is not None:
             return result
     return frontend_for(labels=labels, logits=logits, weights=weights).sparse(

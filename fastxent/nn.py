@@ -92,10 +92,11 @@ def sparse_softmax_cross_entropy_with_logits(
     >>> np.round(loss, 4)
     array([1.3863, 3.4402])
     """
-    if (out is None and grad_out is None and n_threads is None and validate is None
-            and ignore_index is None and class_weight is None and where is None
-            and axis == -1 and type(label_smoothing) is float and label_smoothing == 0.0):
-        result = _core.fast_sparse(logits, labels, return_grad, -1, 1.0)
+    if (validate is None and ignore_index is None and class_weight is None and where is None
+            and type(axis) is int and axis == -1
+            and type(label_smoothing) in (float, int) and label_smoothing == 0):
+        result = _core.fast_sparse(logits, labels, return_grad, -1, 1.0, out, grad_out,
+                                   n_threads)
         if result is not None:
             return result
     return frontend_for(labels=labels, logits=logits).sparse(

@@ -746,9 +746,11 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
 
 /* cols[j] lane i = x[i * xs + j] for j < n, i < VL. cols has room for max(n, VL) vectors
    (FX_BLOCK_COLS >= VL): each tile is transposed where it lands; an overlapping last tile
-   reloads the columns it shares with the tile before it, with the same values. */
+   reloads the columns it shares with the tile before it, with the same values. Rows of a
+   vector's width or more prefetch the next block's (VL rows further). */
 static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff_t n, V *cols)
 {
+    const S *next = x + VL * xs;
     ptrdiff_t i, tile;
     if (n < VL) {
         for (i = 0; i < VL; ++i)
@@ -758,15 +760,19 @@ static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff
     }
     for (tile = 0; tile < n; tile += VL) {
         const ptrdiff_t at = tile + VL <= n ? tile : n - VL;
-        for (i = 0; i < VL; ++i)
+        for (i = 0; i < VL; ++i) {
+            FX_PREFETCH(next + i * xs + at);
             cols[at + i] = SLOAD(x + i * xs + at);
+        }
         VOP(transpose)(cols + at);
     }
 }
 
-/* g[i * gs + j] = cols[j] lane i; an overlapping last tile writes the same values twice */
+/* g[i * gs + j] = cols[j] lane i; an overlapping last tile writes the same values twice.
+   Rows of a vector's width or more prefetch the next block's for writing. */
 static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n, const V *cols)
 {
+    S *next = g + VL * gs;
     V r[VL];
     ptrdiff_t i, j, tile;
     if (n < VL) {
@@ -782,8 +788,10 @@ static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n,
         for (j = 0; j < VL; ++j)
             r[j] = cols[at + j];
         VOP(transpose)(r);
-        for (i = 0; i < VL; ++i)
+        for (i = 0; i < VL; ++i) {
+            FX_PREFETCH_W(next + i * gs + at);
             SSTORE(g + i * gs + at, r[i]);
+        }
     }
 }
 
