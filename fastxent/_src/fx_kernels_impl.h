@@ -526,24 +526,25 @@ static FX_ALWAYS_INLINE V SFX(lane_sums)(V *v)
         }                                                                                 \
     } while (0)
 
-/* One row of a batch given its max vm: per lane, the sum of exp(x - m) below the max, the
-   count of entries below it, and for dense labels y' = a y + b the sums
-   of y' and of y' (x - m) where y' != 0; e (may be NULL) receives exp(x - m). Float lanes
-   take FLUSH vectors each; a longer row's sums go on in double (as a row kernel's do) and
-   come back whole in lane 0. The row's entries in the next batch, `ahead` further, are
+/* One row of a batch given its max vm: per lane, the sum of exp(x - m) below the max, and
+   for dense labels y' = a y + b the sums of y' and of y' (x - m) where y' != 0; and the
+   number of ties at the max (the lanes taken, pads included, less those below it). e (may be
+   NULL: the inlined copies are specialized on that) receives exp(x - m). Float lanes take
+   FLUSH vectors each; a longer row's sums go on in double (as a row kernel's do) and come
+   back whole in lane 0. The row's entries in the next batch, `ahead` further, are
    prefetched, and with e their exps' place (e_ahead further, when not 0). */
 static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff_t n, V vm, V va,
                                                  V vb, T *e, ptrdiff_t ahead, ptrdiff_t y_ahead,
-                                                 ptrdiff_t e_ahead, V *sum, T *below, V *sum_y,
+                                                 ptrdiff_t e_ahead, V *sum, T *ties, V *sum_y,
                                                  V *sum_yx)
 {
     const V zero = VOP(set1)((T)0);
     const ptrdiff_t full = n - n % VL, group = 2 * FLUSH * VL;
     const int long_row = n > group;
     V s0 = zero, s1 = zero, sy0 = zero, sy1 = zero, sx0 = zero, sx1 = zero;
-    CNT count = COP(zero)();
     vd wide_s = vd_set1(0.0), wide_sy = vd_set1(0.0), wide_sx = vd_set1(0.0);
-    ptrdiff_t j = 0;
+    CNT count = COP(zero)();
+    ptrdiff_t j = 0, lanes = full;
     do {
         const ptrdiff_t end = j + group < full ? j + group : full;
         for (; j + 2 * VL <= end; j += 2 * VL) {
@@ -565,6 +566,7 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
         if (j == full && j < n) {
             /* -inf pads add exp(-inf) = 0 below the max; the labels' pads are masked */
             const M real = MOP(first)(n - j);
+            lanes += VL;
             BATCH_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
                        VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
                        VOP(store_part)(e + j, n - j, e_), s1, count, sy1, sx1);
@@ -580,7 +582,7 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
             }
         }
     } while (j < n);
-    *below = (T)COP(total)(count);
+    *ties = (T)(lanes - COP(total)(count));
     if (long_row) {
         const T whole[3] = {(T)vd_hsum_d(wide_s), (T)vd_hsum_d(wide_sy), (T)vd_hsum_d(wide_sx)};
         *sum = VOP(load_part)(whole, 1, 0);
@@ -610,13 +612,11 @@ static FX_ALWAYS_INLINE V SFX(batch_maxes)(const S *x, ptrdiff_t xs, ptrdiff_t n
     return m;
 }
 
-/* r = sum(exp(x - m)) - 1 of a batch's rows as lanes: the sums below the max plus the ties
-   (every lane of the padded row that is not below it), less the max itself. */
-static FX_ALWAYS_INLINE V SFX(batch_r)(V *sums, const T *belows, ptrdiff_t n)
+/* r = sum(exp(x - m)) - 1 of a batch's rows as lanes: the sums below the max plus the ties,
+   less the max itself. */
+static FX_ALWAYS_INLINE V SFX(batch_r)(V *sums, const T *ties)
 {
-    const ptrdiff_t lanes = (n + VL - 1) / VL * VL;
-    const V s = SFX(lane_sums)(sums);
-    return VOP(add)(s, VOP(sub)(VOP(set1)((T)(lanes - 1)), VOP(load)(belows)));
+    return VOP(add)(SFX(lane_sums)(sums), VOP(sub)(VOP(load)(ties), VOP(set1)((T)1)));
 }
 
 /* Where a batch keeps row i's exps: in the gradient, or in the work space. */
@@ -636,17 +636,21 @@ static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
     T *work = (T *)workv;
     const V zero = VOP(set1)((T)0), one = VOP(set1)((T)1);
     V sums[VL], bad, xt, m, r;
-    T maxes[VL], belows[VL];
+    T maxes[VL], ties[VL];
     ptrdiff_t i, j;
     const ptrdiff_t ahead = VL * xs;
     xt = SFX(block_targets)(x, xs, n, t, &bad);   /* before g, which may be x, is written */
     m = SFX(batch_maxes)(x, xs, n, maxes);
     for (i = 0; i < VL; ++i) {
         T *e = SFX(batch_exps)(g, gs, work, n, i);
-        SFX(batch_row_pass)(x + i * xs, NULL, n, VOP(set1)(maxes[i]), zero, zero, e, ahead, 0,
-                            EXPS_IN_PLACE ? VL * gs : 0, &sums[i], &belows[i], NULL, NULL);
+        if (e)
+            SFX(batch_row_pass)(x + i * xs, NULL, n, VOP(set1)(maxes[i]), zero, zero, e, ahead,
+                                0, EXPS_IN_PLACE ? VL * gs : 0, &sums[i], &ties[i], NULL, NULL);
+        else
+            SFX(batch_row_pass)(x + i * xs, NULL, n, VOP(set1)(maxes[i]), zero, zero, NULL,
+                                ahead, 0, 0, &sums[i], &ties[i], NULL, NULL);
     }
-    r = SFX(batch_r)(sums, belows, n);
+    r = SFX(batch_r)(sums, ties);
     SFX(store_lanes)((T *)lossv, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));
     if (g) {
         const V sc = SFX(lanes_of)(scale, scale_step);
@@ -683,16 +687,20 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
     const V va = VOP(set1)((T)a), vb = VOP(set1)((T)b), vna = VOP(set1)((T)-a),
             vnb = VOP(set1)((T)-b);
     V sums[VL], sy[VL], syx[VL], r, log_s, total, sub_m;
-    T maxes[VL], belows[VL];
+    T maxes[VL], ties[VL];
     ptrdiff_t i, j;
     SFX(batch_maxes)(x, xs, n, maxes);
     for (i = 0; i < VL; ++i) {
         T *e = SFX(batch_exps)(keep_exps, gs, work, n, i);
-        SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, e, VL * xs,
-                            VL * ys, EXPS_IN_PLACE ? VL * gs : 0, &sums[i], &belows[i], &sy[i],
-                            &syx[i]);
+        if (e)
+            SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, e,
+                                VL * xs, VL * ys, EXPS_IN_PLACE ? VL * gs : 0, &sums[i],
+                                &ties[i], &sy[i], &syx[i]);
+        else
+            SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, NULL,
+                                VL * xs, VL * ys, 0, &sums[i], &ties[i], &sy[i], &syx[i]);
     }
-    r = SFX(batch_r)(sums, belows, n);
+    r = SFX(batch_r)(sums, ties);
     total = SFX(lane_sums)(sy);
     sub_m = SFX(lane_sums)(syx);
     log_s = VOP(log1p_nonneg)(r);

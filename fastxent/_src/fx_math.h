@@ -27,12 +27,13 @@
    ln2 + r with |r| <= ln2/(2N), so a degree-3 polynomial suffices, and the table entry,
    with k = floor(n/N) + 64 added to its exponent bits, is the scale 2**(n/N + 64). The
    polynomial (coefficients times 2**-64) times that scale rounds once, subnormals included,
-   as below. The clamp at -120 keeps k + 64 within the normal exponents. */
+   as below. At the clamp (-140, and -inf) k + 64 is below -127 and the scale is +0: an exact
+   0 without an underflowing multiply, as below. */
 static inline vf vf_exp_nonpos(vf d)
 {
     const float n_per_ln2 = (float)FX_EXP_TABLE * 0x1.715476p+0f;
     const vf magic = vf_set1(12582912.0f + 64.0f * FX_EXP_TABLE);
-    const vf x = vf_max(vf_set1(-120.0f), d);
+    const vf x = vf_max(vf_set1(-140.0f), d);
     const vf biased = vf_fmadd(x, vf_set1(n_per_ln2), magic);
     const vf n = vf_sub(biased, magic);
     vf r = vf_fmadd(n, vf_set1(-0.693359375f / FX_EXP_TABLE), x);

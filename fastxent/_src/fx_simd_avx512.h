@@ -6,14 +6,16 @@
 #define VD_LANES 8
 
 /* Where each kernel family takes over, in classes per row, for float32, the half kinds and
-   float64: rows in lanes up to LANES_COLS (at most four vectors' width), row batches up to
-   BATCH_COLS, row kernels beyond (tools/crossovers.py measures them). */
-#define FX_LANES_COLS_F32 (2 * VF_LANES)
-#define FX_LANES_COLS_F16 (2 * VF_LANES)
-#define FX_LANES_COLS_F64 (2 * VD_LANES)
-#define FX_BATCH_COLS_F32 4096
-#define FX_BATCH_COLS_F16 4096
-#define FX_BATCH_COLS_F64 2048
+   float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
+   row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
+   (tools/crossovers.py): rows in lanes win up to their capacity for every kind, row
+   batches at every width measured up to 8192; wider, a batch's rows stop fitting in L2. */
+#define FX_LANES_COLS_F32 (4 * VF_LANES)
+#define FX_LANES_COLS_F16 (4 * VF_LANES)
+#define FX_LANES_COLS_F64 (4 * VD_LANES)
+#define FX_BATCH_COLS_F32 8192
+#define FX_BATCH_COLS_F16 8192
+#define FX_BATCH_COLS_F64 8192
 typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
@@ -84,7 +86,9 @@ static inline vd vd_exponent_bits(vd a)
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(a), 52));
 }
 /* The exp's scale 2**(k + j/16) from the integer i = 16 k + j in a's low bits: the table
-   entry 2**(j/16) (vpermps takes the low 4 bits) with k added to its exponent (fx_math.h). */
+   entry 2**(j/16) (vpermps takes the low 4 bits) with k added to its exponent bits
+   (fx_math.h). A k below the normal exponents wraps the sum's sign bit: +0 (not a
+   subnormal, whose product would cost a microcode assist). */
 #define FX_EXP_TABLE 16
 static inline vf vf_exp_table(vf a)
 {
@@ -95,8 +99,9 @@ static inline vf vf_exp_table(vf a)
         0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f, 0x1.ea4afap+0f};
     const __m512i i = _mm512_castps_si512(a);
     const __m512 t = _mm512_permutexvar_ps(i, _mm512_loadu_ps(table));
-    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(t),
-                                                _mm512_slli_epi32(_mm512_srai_epi32(i, 4), 23)));
+    const __m512i scaled = _mm512_add_epi32(_mm512_castps_si512(t),
+                                            _mm512_slli_epi32(_mm512_srai_epi32(i, 4), 23));
+    return _mm512_castsi512_ps(_mm512_max_epi32(scaled, _mm512_setzero_si512()));
 }
 /* getexp is floor(log2 u); getmant folds [1.5, 2) onto [0.75, 1), one exponent up */
 static inline vf vf_frexp(vf u, vf *e)

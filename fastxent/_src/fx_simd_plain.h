@@ -5,14 +5,15 @@
 #define VD_LANES 1
 
 /* Where each kernel family takes over, in classes per row, for float32, the half kinds and
-   float64: rows in lanes up to LANES_COLS (at most four vectors' width), row batches up to
-   BATCH_COLS, row kernels beyond (tools/crossovers.py measures them). */
-#define FX_LANES_COLS_F32 (2 * VF_LANES)
-#define FX_LANES_COLS_F16 (2 * VF_LANES)
-#define FX_LANES_COLS_F64 (2 * VD_LANES)
-#define FX_BATCH_COLS_F32 4096
-#define FX_BATCH_COLS_F16 4096
-#define FX_BATCH_COLS_F64 2048
+   float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
+   row batches up to BATCH_COLS, row kernels beyond; the x86 paths' values
+   (rows in lanes of one lane take up to four classes). */
+#define FX_LANES_COLS_F32 (4 * VF_LANES)
+#define FX_LANES_COLS_F16 (4 * VF_LANES)
+#define FX_LANES_COLS_F64 (4 * VD_LANES)
+#define FX_BATCH_COLS_F32 8192
+#define FX_BATCH_COLS_F16 8192
+#define FX_BATCH_COLS_F64 8192
 typedef float vf;
 typedef double vd;
 typedef int mf;
