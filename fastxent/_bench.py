@@ -1,14 +1,22 @@
 """``python -m fastxent bench``: fastxent against NumPy, the read floor and the installed peers.
 
-Each case times fastxent (on one kernel path, or each with ``--path all``), a NumPy
-reference (max / exp / sum / log), the streaming-read floor (``np.max`` over the
-flattened inputs: reading them once) and every installed peer (PyTorch
-``F.cross_entropy`` eager and under ``torch.compile`` (Inductor), JAX/optax under
-``jit``), in turn within one process, and reports medians, GB/s of logits and ratios.
-Single-thread figures come from a child process pinned to one core (every library's
-threads included), all-thread figures from this process. Each fastxent result is
-checked against the NumPy reference. The CPU model, its instruction sets and the
-kernel path are printed with the table and kept in the JSON.
+Three parts, each row printed as it finishes:
+
+- the workload: five shapes of the field (``--shapes`` for others), sparse and dense labels,
+  loss and loss + gradient, one thread and all; fastxent, a NumPy reference (max / exp / sum /
+  log), the streaming-read floor (``np.max`` over the flattened inputs: reading them once)
+  and every installed peer (PyTorch ``F.cross_entropy`` eager and under ``torch.compile``
+  (Inductor), JAX/optax under ``jit``);
+- the sweep: every class count from 2 to 128256 at about two million logits per call, in
+  float32, float16, bfloat16 and float64, sparse loss and loss + gradient, one thread; the
+  peers on float32, the other dtypes held to fastxent's float32 time;
+- the small calls: each common way of calling on a 64 x 10 minibatch, in microseconds per
+  call and against the plain call.
+
+Single-thread figures come from a child process pinned to one core (every library's threads
+included), all-thread figures from this process. Each fastxent result is checked against
+the NumPy reference. The CPU model, its instruction sets and the kernel path are printed
+with the tables and kept in the JSON.
 """
 
 import argparse
@@ -24,10 +32,12 @@ import time
 import numpy as np
 
 from fastxent import _bench_report as report
+from fastxent import _bench_workload as workload
 from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
 from fastxent._bench_gpu import GPU_SHAPES
 
 DEFAULT_SHAPES = "65536x10,8192x1000,1024x32000,128x128256,100000x10:float64"
+PARTS = ("workload", "sweep", "calls")
 PEERS = ("torch", "torch.compile", "jax")
 # The CPU features the kernel paths care about, as /proc/cpuinfo names them.
 ISA_FLAGS = ("sse2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -49,6 +59,26 @@ def timing(call, min_time, min_runs=5, max_runs=200):
             "runs": len(times)}
 
 
+def interleaved_timings(calls, min_time, rounds=4, min_runs=5, max_runs=200):
+    """``timing`` of each of ``calls`` (name -> call), taken in ``rounds`` turns of about
+    ``min_time / rounds`` each, so that a slower stretch of a shared machine hits every
+    contender alike instead of whichever was timed then."""
+    samples = {name: [] for name in calls}
+    for name, call in calls.items():
+        call()
+    for turn in range(rounds):
+        for name, call in calls.items():
+            budget, start = min_time / rounds, time.perf_counter()
+            runs = samples[name]
+            while (len(runs) < min_runs * (turn + 1) // rounds
+                   or (time.perf_counter() - start < budget and len(runs) < max_runs)):
+                t0 = time.perf_counter()
+                call()
+                runs.append(time.perf_counter() - t0)
+    return {name: {"min": min(t), "median": float(np.median(t)), "max": max(t), "runs": len(t)}
+            for name, t in samples.items()}
+
+
 def median_seconds(call, min_time, min_runs=5, max_runs=200):
     """Median wall time of ``call`` after one warm-up call."""
     return timing(call, min_time, min_runs, max_runs)["median"]
@@ -57,7 +87,8 @@ def median_seconds(call, min_time, min_runs=5, max_runs=200):
 # --- the contestants --------------------------------------------------------------------------
 
 def numpy_reference(logits, labels, y, grad):
-    x = logits.astype(np.float32) if logits.dtype == np.float16 else logits
+    x = logits.astype(np.float32) if logits.dtype.itemsize == 2 else logits
+    y = y.astype(np.float32) if y is not None and y.dtype.itemsize == 2 else y
     m = x.max(axis=1, keepdims=True)
     shifted = x - m
     lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -198,55 +229,168 @@ def cpu_facts():
 # --- running the cases ------------------------------------------------------------------------
 
 MODES = [(kind, grad) for kind in ("sparse", "dense") for grad in (False, True)]
+SPARSE_MODES = [("sparse", False), ("sparse", True)]
 
 
-def run_cases(cases, threads, min_time, peers, paths, log):
-    """Time every case in this process, yielding one row per case and kernel path as it
-    finishes; ``threads`` is 1 or None (all). The read floor, NumPy and the peers are
-    timed once per case, fastxent once per kernel path."""
-    from fastxent import _kernels
+def tolerance(dtype):
+    """The reference check's relative (and absolute) tolerance: a few roundings of the
+    dtype, and 1e-4 for float32 (its sums and exps)."""
+    if dtype.itemsize == 2:   # float16 and bfloat16: a few of their roundings
+        eps = 2.0 ** -10 if dtype == np.float16 else 2.0 ** -7
+        return 4 * eps
+    return 1e-4 if dtype == np.float32 else 1e-9
 
+
+def matches(result, want, grad, dtype):
+    """Whether fastxent's result matches the NumPy reference within ``tolerance``."""
+    rtol = tolerance(dtype)
+    got_loss = np.asarray(result[0] if grad else result, np.float64)
+    ok = bool(np.allclose(got_loss, want[0] if grad else want, rtol=rtol, atol=rtol / 10))
+    if grad:
+        ok = ok and bool(np.allclose(np.asarray(result[1], np.float64), want[1], rtol=rtol,
+                                     atol=rtol / 10))
+    return ok
+
+
+def run_cases(cases, threads, min_time, peers, paths, log, *, modes=MODES, part="workload",
+              peer_dtypes=None, time_numpy=True, together=False):
+    """Time every case in this process, yielding one row per case, mode and kernel path as
+    each finishes; ``threads`` is 1 or None (all). Per case and mode the read floor, NumPy
+    and the peers (on the dtypes of ``peer_dtypes``, all if None) are timed once and
+    fastxent once per kernel path, interleaved (``interleaved_timings``); with ``together``,
+    the cases of one class count are timed together (the sweep's dtypes, held to float32)."""
+    groups = ([[c for c in cases if c[0][1] == cols] for cols in dict.fromkeys(c[0][1] for c in cases)]
+              if together else [[c] for c in cases])
     if threads == 1 and "torch" in peers:
         import torch
         torch.set_num_threads(1)
-    active = _kernels.path()
-    for shape, dtype in cases:
-        logits, labels = make_inputs(shape, dtype)
+    for group in groups:
+        inputs = {(shape, dtype): make_inputs(shape, dtype) for shape, dtype in group}
+        for kind, grad in modes:
+            yield from _time_group(inputs, kind, grad, threads, min_time, peers, paths, log,
+                                   part, peer_dtypes, time_numpy)
+
+
+def _time_group(inputs, kind, grad, threads, min_time, peers, paths, log, part, peer_dtypes,
+                time_numpy):
+    """The rows of one mode of a group of cases, all their contenders timed interleaved."""
+    calls, checks, facts = {}, {}, {}
+    for (shape, dtype), (logits, labels) in inputs.items():
+        case = (shape, dtype)
+        y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
+        want = numpy_reference(logits, labels, y, grad)
         grad_out = np.empty_like(logits)
-        read = timing(lambda: np.max(logits.reshape(-1)), min_time)
-        for kind, grad in MODES:
-            y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
-            # one read of the inputs: the logits, plus the labels for dense ones
-            read_inputs = read["median"] if y is None else read["median"] + median_seconds(
-                lambda: np.max(y.reshape(-1)), min_time)
-            want = numpy_reference(logits, labels, y, grad)
-            times = {"read": read, "numpy": timing(
-                lambda: numpy_reference(logits, labels, y, grad), min_time / 2, min_runs=3)}
-            for peer in peers:
-                if dtype == np.float16 and peer.startswith("torch"):
-                    continue
-                try:
-                    times[peer] = timing(PEER_CALLS[peer](logits, labels, y, grad), min_time)
-                except Exception as error:  # a peer that cannot run this case is skipped
-                    print(f"    {peer} failed on {shape} {dtype}: {error!r}", file=log)
-            for path in paths:
-                _kernels.set_path(path)
-                try:
-                    ours = fastxent_call(logits, labels, y, grad, threads, grad_out)
-                    result = ours()
-                    got_loss = result[0] if grad else result
-                    want_loss = want[0] if grad else want
-                    ok = bool(np.allclose(got_loss, want_loss, rtol=1e-4, atol=1e-5))
-                    if grad:
-                        ok = ok and bool(np.allclose(result[1], want[1], rtol=1e-4, atol=1e-5))
-                    path_times = {**times, "fastxent": timing(ours, min_time)}
-                finally:
-                    _kernels.set_path(active)
-                yield {"shape": list(shape), "dtype": dtype.name, "labels": kind, "grad": grad,
-                       "threads": "1" if threads == 1 else "all", "path": path,
-                       "bytes": logits.nbytes, "read_inputs_s": read_inputs,
-                       **{f"{name}_s": t["median"] for name, t in path_times.items()},
-                       "times": path_times, "matches_reference": ok}
+        calls[case, "read"] = lambda logits=logits: np.max(logits.reshape(-1))
+        if y is not None:   # one read of the inputs: the logits, plus the labels for dense ones
+            calls[case, "read labels"] = lambda y=y: np.max(y.reshape(-1))
+        if time_numpy:
+            calls[case, "numpy"] = (lambda logits=logits, labels=labels, y=y:
+                                    numpy_reference(logits, labels, y, grad))
+        for peer in peers if peer_dtypes is None or dtype.name in peer_dtypes else ():
+            if dtype == np.float16 and peer.startswith("torch"):
+                continue
+            try:
+                calls[case, peer] = PEER_CALLS[peer](logits, labels, y, grad)
+                calls[case, peer]()
+            except Exception as error:  # a peer that cannot run this case is skipped
+                calls.pop((case, peer), None)
+                print(f"    {peer} failed on {shape} {dtype}: {error!r}", file=log)
+        for path in paths:
+            ours = fastxent_call(logits, labels, y, grad, threads, grad_out)
+            calls[case, ("fastxent", path)] = _on_path(path, ours)
+            checks[case, path] = matches(_on_path(path, ours)(), want, grad, dtype)
+        facts[case] = logits.nbytes
+    times = interleaved_timings(calls, min_time)
+    for case, nbytes in facts.items():
+        (shape, dtype), base = case, {name: t for (c, name), t in times.items() if c == case}
+        read_inputs = base["read"]["median"] + base.get("read labels", {"median": 0.0})["median"]
+        base.pop("read labels", None)
+        for path in paths:
+            path_times = {name: t for name, t in base.items() if not isinstance(name, tuple)}
+            path_times["fastxent"] = base["fastxent", path]
+            yield {"part": part, "shape": list(shape), "dtype": dtype.name, "labels": kind,
+                   "grad": grad, "threads": "1" if threads == 1 else "all", "path": path,
+                   "bytes": nbytes, "read_inputs_s": read_inputs,
+                   **{f"{name}_s": t["median"] for name, t in path_times.items()},
+                   "times": path_times, "matches_reference": checks[case, path]}
+
+
+def _on_path(path, call):
+    """``call`` run on kernel path ``path`` (the active path is restored after)."""
+    from fastxent import _kernels
+
+    def run():
+        active = _kernels.path()
+        _kernels.set_path(path)
+        try:
+            return call()
+        finally:
+            _kernels.set_path(active)
+    return run
+
+
+def best_call_seconds(call, min_time, batch=200):
+    """The best mean time of ``batch`` back-to-back calls, over about ``min_time``: a small
+    call's own cost, with the noise of single timings averaged out."""
+    for _ in range(batch // 4):
+        call()
+    best, spent = float("inf"), 0.0
+    while spent < min_time or best == float("inf"):
+        start = time.perf_counter()
+        for _ in range(batch):
+            call()
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed / batch), spent + elapsed
+    return best
+
+
+def peer_small_calls(logits, labels, peers):
+    """The peers' plain call on the same minibatch, for scale: name -> call."""
+    calls = {}
+    for peer in peers:
+        try:
+            calls[peer] = PEER_CALLS[peer](logits, labels, None, False)
+        except Exception:   # a peer that cannot run here is left out
+            pass
+    return calls
+
+
+def run_calls(min_time, peers, paths, log):
+    """Time each common way of calling on one minibatch (``workload.call_forms``), per
+    kernel path, and the peers' plain call; yields one row per call."""
+    from fastxent import _kernels
+
+    logits, labels = make_inputs(workload.CALLS_SHAPE, np.dtype(np.float32))
+    active = _kernels.path()
+    for path in paths:
+        _kernels.set_path(path)
+        try:
+            for form, call in workload.call_forms(logits, labels).items():
+                yield {"part": "calls", "form": form, "path": path, "threads": "1",
+                       "shape": list(workload.CALLS_SHAPE), "dtype": "float32",
+                       "call_s": best_call_seconds(call, min_time)}
+        finally:
+            _kernels.set_path(active)
+    for peer, call in peer_small_calls(logits, labels, peers).items():
+        yield {"part": "calls", "form": f"peer: {report.CONTENDER_NAMES[peer]}, loss",
+               "peer": peer, "path": None, "threads": "1",
+               "shape": list(workload.CALLS_SHAPE), "dtype": "float32",
+               "call_s": best_call_seconds(call, min_time)}
+
+
+def run_parts(args, threads, peers, paths, log):
+    """The rows of the parts asked for in a child that times ``threads`` (1 or None): the
+    sweep and the small calls on one thread only."""
+    if "workload" in args.parts:
+        yield from run_cases(args.cases, threads, args.min_time, peers, paths, log)
+    if threads != 1:
+        return
+    if "sweep" in args.parts:
+        yield from run_cases(args.sweep, 1, args.min_time, peers, paths, log,
+                             modes=SPARSE_MODES, part="sweep",
+                             peer_dtypes=workload.PEER_DTYPES, time_numpy=False, together=True)
+    if "calls" in args.parts:
+        yield from run_calls(args.min_time, peers, paths, log)
 
 
 # Where a path below the CPU's best is timed, the peers are held to the same class of
@@ -281,7 +425,9 @@ def run_child(args, path, best, threads, log):
     one core for one thread (so that every library's thread pool lives on that core), free
     otherwise. Returns (through StopIteration) the CPU it was pinned to, or None."""
     command = [sys.executable, "-m", "fastxent", "bench", "--threads", threads, "--child",
-               "--shapes", args.shapes, "--min-time", str(args.min_time), "--path", path]
+               "--shapes", args.shapes, "--min-time", str(args.min_time), "--path", path,
+               "--parts", ",".join(args.parts), "--classes", ",".join(map(str, args.classes)),
+               "--dtypes", ",".join(args.dtypes), "--sweep-logits", str(args.sweep_logits)]
     if args.no_peers:
         command.append("--no-peers")
     elif args.peers is not None:
@@ -309,18 +455,43 @@ QUICK_SHAPES = "16384x10,2048x1000,256x32000,32x128256,25000x10:float64"
 QUICK_MIN_TIME = 0.05
 
 
+def _number_list(text, name, parser):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        parser.error(f"--{name} {text!r}: expected comma-separated positive integers")
+    return values
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m fastxent bench",
                                      description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default=None,
+                        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: all "
+                             f"three; with --shapes: the workload)")
     parser.add_argument("--shapes", default=None,
-                        help=f"comma-separated NxC[:dtype] (default {DEFAULT_SHAPES}; with "
-                             f"--quick {QUICK_SHAPES}; with --device gpu {GPU_SHAPES})")
+                        help=f"the workload's comma-separated NxC[:dtype] (default {DEFAULT_SHAPES}; "
+                             f"with --quick {QUICK_SHAPES}; with --device gpu {GPU_SHAPES})")
+    parser.add_argument("--classes", default=None,
+                        help="the sweep's class counts (default "
+                             f"{','.join(map(str, workload.SWEEP_CLASSES))}; with --quick "
+                             f"{','.join(map(str, workload.QUICK_CLASSES))})")
+    parser.add_argument("--dtypes", default=None,
+                        help=f"the sweep's dtypes (default {','.join(workload.SWEEP_DTYPES)}; with "
+                             f"--quick {','.join(workload.QUICK_DTYPES)}; bfloat16 needs ml_dtypes)")
+    parser.add_argument("--sweep-logits", type=int, default=None,
+                        help=f"logits per call in the sweep (default {workload.SWEEP_LOGITS}; "
+                             f"with --quick {workload.QUICK_LOGITS})")
     parser.add_argument("--quick", action="store_true",
-                        help=f"a quarter of each default shape's rows and --min-time "
-                             f"{QUICK_MIN_TIME}: a look in a fraction of the time")
+                        help=f"a quarter of each workload shape's rows, a shorter sweep and "
+                             f"--min-time {QUICK_MIN_TIME}: a look in about 30 s")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
                         help="gpu: the CUDA kernels on CuPy arrays (needs CuPy and a GPU)")
-    parser.add_argument("--threads", choices=["1", "all", "both"], default="both")
+    parser.add_argument("--threads", choices=["1", "all", "both"], default="both",
+                        help="the workload's thread counts (the sweep and the small calls run "
+                             "on one thread)")
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds of repeated calls per measurement (default 0.4)")
     parser.add_argument("--path", default=None,
@@ -336,15 +507,42 @@ def parse_args(argv):
                         help="write the figures here, rewritten as each result arrives: versions, "
                              "date, CPU, kernel paths, and each time's min, median and max")
     parser.add_argument("--plot", metavar="FILE.png",
-                        help="draw fastxent's speedup over NumPy and each peer, per case "
-                             "(needs matplotlib: pip install \"fastxent[bench]\")")
+                        help="draw the sweep's time per logit against the class count, fastxent "
+                             "and each peer a line, and the workload's speedups beside it in "
+                             "FILE-workload.png (needs matplotlib: pip install \"fastxent[bench]\")")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.min_time is None:
         args.min_time = QUICK_MIN_TIME if args.quick else 0.4
+    if args.parts is None:
+        args.parts = ["workload"] if args.shapes is not None else list(PARTS)
+    else:
+        args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+        unknown = [p for p in args.parts if p not in PARTS]
+        if unknown or not args.parts:
+            parser.error(f"--parts: unknown {', '.join(unknown) or 'none given'}; choose from "
+                         f"{', '.join(PARTS)}")
     if args.shapes is None:
         args.shapes = (GPU_SHAPES if args.device == "gpu"
                        else QUICK_SHAPES if args.quick else DEFAULT_SHAPES)
+    args.classes = _number_list(args.classes, "classes", parser) if args.classes else list(
+        workload.QUICK_CLASSES if args.quick else workload.SWEEP_CLASSES)
+    names = (args.dtypes.split(",") if args.dtypes
+             else workload.QUICK_DTYPES if args.quick else workload.SWEEP_DTYPES)
+    try:
+        dtypes = [workload.bench_dtype(n.strip()) for n in names if n.strip()]
+    except (TypeError, ValueError) as error:
+        parser.error(f"--dtypes {args.dtypes!r}: {error}")
+    if args.dtypes is None:   # the default sweep leaves out what cannot be made here
+        dtypes = workload.available_dtypes(names)
+    args.dtypes = [d.name for d in dtypes]
+    if args.sweep_logits is None:
+        args.sweep_logits = workload.QUICK_LOGITS if args.quick else workload.SWEEP_LOGITS
+    elif args.sweep_logits < 1:
+        parser.error("--sweep-logits must be positive")
+    args.sweep = workload.sweep_cases(args.classes, dtypes, args.sweep_logits)
+    if args.min_time <= 0:
+        parser.error(f"--min-time must be positive, got {args.min_time}")
     if args.peers is not None:
         args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
         unknown = [p for p in args.peers if p not in PEERS]
@@ -354,7 +552,7 @@ def parse_args(argv):
         args.peers = [p for p in PEERS if p != "torch.compile"]
     try:
         args.cases = parse_shapes(args.shapes)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         parser.error(f"--shapes {args.shapes!r}: {error}; expected NxC[:dtype],...")
     if args.plot:
         try:
@@ -363,6 +561,20 @@ def parse_args(argv):
             parser.error("--plot needs matplotlib: pip install matplotlib "
                          "(or pip install \"fastxent[bench]\")")
     return parser, args
+
+
+def result_count(args, paths, thread_modes, peers):
+    """How many rows the run gives (the progress counter's total)."""
+    count = 0
+    for threads in thread_modes:
+        if "workload" in args.parts:
+            count += len(args.cases) * len(MODES) * len(paths)
+        if threads == "1" and "sweep" in args.parts:
+            count += len(args.sweep) * len(SPARSE_MODES) * len(paths)
+        if threads == "1" and "calls" in args.parts:
+            count += len(workload.call_forms(*make_inputs((2, 2), np.dtype(np.float32)))) * len(paths)
+            count += len(peers)
+    return count
 
 
 def main(argv):
@@ -386,17 +598,19 @@ def main(argv):
     log = sys.stderr
     if args.child:
         threads = 1 if args.threads == "1" else None
-        for row in run_cases(args.cases, threads, args.min_time, peers, paths, log):
+        for row in run_parts(args, threads, peers, paths, log):
             print(ROW_PREFIX + json.dumps(row), flush=True)
         return 0
 
     cpu = cpu_facts()
     thread_modes = [t for t in ("1", "all") if args.threads in (t, "both")]
-    progress = report.Progress(len(args.cases) * len(MODES) * len(paths) * len(thread_modes), log)
+    if "sweep" in args.parts or "calls" in args.parts:
+        thread_modes = sorted(set(thread_modes) | {"1"}, key=("1", "all").index)
+    progress = report.Progress(result_count(args, paths, thread_modes, peers), log)
     writer = report.JsonWriter(args.json, report.metadata(argv, cpu, paths, peers, args.min_time))
-    print(f"fastxent bench: {len(args.cases)} shapes x {len(MODES)} modes x {len(paths)} kernel "
-          f"path(s) x {len(thread_modes)} thread count(s) = {progress.total} results; peers: "
-          f"{', '.join(f'{k} {v}' for k, v in peers.items()) or 'none installed'}", file=log)
+    print(f"fastxent bench: {', '.join(args.parts)} on {len(paths)} kernel path(s), "
+          f"{progress.total} results; peers: "
+          f"{', '.join(f'{k} {v}' for k, v in peers.items()) or 'none'}", file=log)
     rows, pinned = [], None
     try:
         for threads in thread_modes:
@@ -416,9 +630,9 @@ def main(argv):
     writer.write(rows, complete=True)
     print_report(rows, paths, peers, cpu, pinned)
     if args.plot:
-        report.plot(rows, peers, args.plot, plot_title(cpu, paths))
-        print(f"\nplot: {args.plot}")
-    return 0 if all(r["matches_reference"] for r in rows) else 1
+        for name in report.plot(rows, peers, args.plot, plot_title(cpu, paths)):
+            print(f"plot: {name}")
+    return 0 if all(r.get("matches_reference", True) for r in rows) else 1
 
 
 def plot_title(cpu, paths):
@@ -440,17 +654,33 @@ def print_report(rows, paths, peers, cpu, pinned):
     print(f"CPU: {cpu['model']} ({cpu['machine']}, {os.cpu_count()} CPUs; "
           f"{' '.join(cpu['isa']) or 'no listed vector ISA'})"
           + (f"; single-thread runs pinned to CPU {pinned}" if pinned is not None else ""))
-    print("GB/s = logits bytes / median time. 'x read' = fastxent's time / the time of one read "
-          "of its inputs (np.max over the logits, plus the labels for dense). 'x NumPy', "
-          "'x <peer>' = their time / fastxent's time (above 1: fastxent is faster); for a path "
-          "below this CPU's best the peers run with their instruction set capped to the same "
-          "class (XLA_FLAGS=--xla_cpu_max_isa, ATEN_CPU_CAPABILITY). 'all thr / 1 thr' = "
-          "fastxent's one-thread time / its all-thread time. loss+grad writes into a reused "
-          "grad_out.\n")
+    print("'x <peer>', 'x NumPy' = their time / fastxent's time (above 1: fastxent is faster); "
+          "for a path below this CPU's best the peers run with their instruction set capped to "
+          "the same class (XLA_FLAGS=--xla_cpu_max_isa, ATEN_CPU_CAPABILITY). loss+grad writes "
+          "into a reused grad_out.\n")
+    parts = {r.get("part", "workload") for r in rows}
     for path in paths:
-        if len(paths) > 1:
-            print(f"kernel path {path}:\n")
-        print(report.format_table([r for r in rows if r["path"] == path], peers) + "\n")
-    mismatches = [r for r in rows if not r["matches_reference"]]
-    print(f"reference check: {len(rows) - len(mismatches)} of {len(rows)} results match "
-          f"the NumPy reference (rtol 1e-4)")
+        heading = f" (kernel path {path})" if len(paths) > 1 else ""
+        if "workload" in parts:
+            print(f"The workload{heading}. GB/s = logits bytes / median time. 'x read' = "
+                  f"fastxent's time / the time of one read of its inputs (np.max over the "
+                  f"logits, plus the labels for dense). 'all thr / 1 thr' = fastxent's "
+                  f"one-thread time / its all-thread time.\n")
+            print(report.format_table([r for r in rows if r["path"] == path
+                                       and r.get("part", "workload") == "workload"], peers) + "\n")
+        if "sweep" in parts:
+            print(f"The sweep{heading}: sparse labels, one thread, about "
+                  f"{report.sweep_logits(rows)} logits per call. ns/logit = fastxent's median time "
+                  f"per logit; '<dtype> x f32' = its time / fastxent's float32 time at that "
+                  f"shape.\n")
+            print(report.format_sweep([r for r in rows if r["path"] == path
+                                       and r.get("part") == "sweep"], peers) + "\n")
+        if "calls" in parts:
+            print(f"The small calls{heading}: one thread, each the best mean of 200 calls in a "
+                  f"row; 'x plain' = its time / the plain call's.\n")
+            print(report.format_calls([r for r in rows if r.get("part") == "calls"
+                                       and r["path"] in (path, None)]) + "\n")
+    checked = [r for r in rows if "matches_reference" in r]
+    mismatches = [r for r in checked if not r["matches_reference"]]
+    print(f"reference check: {len(checked) - len(mismatches)} of {len(checked)} results match "
+          f"the NumPy reference (rtol 1e-4 for float32, a few roundings of the others)")

@@ -11,6 +11,10 @@ import numpy as np
 
 CONTENDER_NAMES = {"numpy": "NumPy", "torch": "PyTorch eager", "torch.compile": "torch.compile",
                    "jax": "JAX/optax (jit)"}
+# One colour per contender, whichever ran; fastxent's dtypes as line styles.
+COLORS = {"fastxent": "tab:blue", "numpy": "tab:gray", "torch": "tab:orange",
+          "torch.compile": "tab:red", "jax": "tab:green"}
+DTYPE_STYLES = {"float32": "-", "float16": "--", "bfloat16": ":", "float64": "-."}
 
 
 def case_label(row):
@@ -77,16 +81,74 @@ def format_table(rows, peers):
     return "\n".join(lines)
 
 
+def sweep_logits(rows):
+    """About how many logits per call the sweep's rows take (their largest)."""
+    sizes = [r["shape"][0] * r["shape"][1] for r in rows if r.get("part") == "sweep"]
+    return f"{max(sizes):,}" if sizes else "-"
+
+
+def format_sweep(rows, peers):
+    """A Markdown table of the sweep: one line per class count and mode, fastxent's float32
+    time per logit and its ratio to each peer, and each other dtype against float32."""
+    peer_cols = peer_columns(rows, peers)
+    dtypes = [d for d in DTYPE_STYLES if d != "float32" and any(r["dtype"] == d for r in rows)]
+    head = ["C", "N", "mode", "float32 ns/logit"] + [f"x {p}" for p in peer_cols]
+    head += ["x fastest peer"] if peer_cols else []
+    head += [f"{d} x f32" for d in dtypes if d != "float64"]
+    head += ["float64 ns/logit"] if "float64" in dtypes else []
+    head += ["check"]
+    by_case = {(r["shape"][1], r["grad"], r["dtype"]): r for r in rows}
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for c, grad in dict.fromkeys((r["shape"][1], r["grad"]) for r in rows):
+        f32 = by_case.get((c, grad, "float32"))
+        cells = [str(c), str((f32 or by_case.get((c, grad, dtypes[0] if dtypes else ""), {}))
+                             .get("shape", [0])[0]), "loss+grad" if grad else "loss"]
+        cells.append(f"{1e9 * f32['fastxent_s'] / (f32['shape'][0] * c):.3f}" if f32 else "-")
+        for p in peer_cols:
+            key = f"{p}_s"
+            cells.append(f"{f32[key] / f32['fastxent_s']:.2f}" if f32 and key in f32 else "-")
+        if peer_cols:
+            name, seconds = fastest_peer(f32, peer_cols) if f32 else (None, None)
+            cells.append(f"{seconds / f32['fastxent_s']:.2f} ({name})" if name else "-")
+        for d in dtypes:
+            r = by_case.get((c, grad, d))
+            if d == "float64":
+                cells.append(f"{1e9 * r['fastxent_s'] / (r['shape'][0] * c):.3f}" if r else "-")
+            else:
+                cells.append(f"{r['fastxent_s'] / f32['fastxent_s']:.2f}" if r and f32 else "-")
+        checked = [by_case[k]["matches_reference"] for k in by_case if k[:2] == (c, grad)]
+        cells.append("OK" if all(checked) else "MISMATCH")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_calls(rows):
+    """A Markdown table of the small calls: microseconds per call and the ratio to the plain
+    call (fastxent's first form)."""
+    ours = [r for r in rows if r["path"]]
+    plain = ours[0]["call_s"] if ours else None
+    lines = ["| call | us per call | x plain |", "| --- | --- | --- |"]
+    for r in ours + [r for r in rows if not r["path"]]:
+        ratio = f"{r['call_s'] / plain:.2f}" if plain else "-"
+        lines.append(f"| {r['form']} | {r['call_s'] * 1e6:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def summary(row, peers):
     """One line for one result: its rate and how it compares, for the progress log."""
-    parts = [f"{_gbs(row, 'fastxent_s'):.2f} GB/s", f"{row['fastxent_s'] / row['read_inputs_s']:.2f}x read",
-             f"{row['numpy_s'] / row['fastxent_s']:.1f}x faster than NumPy"]
+    if row.get("part") == "calls":
+        where = f" ({row['path']})" if row["path"] else ""
+        return f"small call {row['form']}{where}: {row['call_s'] * 1e6:.2f} us"
+    parts = [f"{_gbs(row, 'fastxent_s'):.2f} GB/s", f"{row['fastxent_s'] / row['read_inputs_s']:.2f}x read"]
+    if "numpy_s" in row:
+        parts.append(f"{row['numpy_s'] / row['fastxent_s']:.1f}x faster than NumPy")
     name, seconds = fastest_peer(row, peers)
     if name:
         parts.append(f"{seconds / row['fastxent_s']:.1f}x than {name}")
     parts.append("OK" if row["matches_reference"] else "MISMATCH")
     threads = "1 thread" if row["threads"] == "1" else "all threads"
-    return f"{case_label(row)} ({threads}, {row['path']}): " + ", ".join(parts)
+    part = "sweep " if row.get("part") == "sweep" else ""
+    return f"{part}{case_label(row)} ({threads}, {row['path']}): " + ", ".join(parts)
 
 
 def _duration(seconds):
@@ -169,11 +231,69 @@ class JsonWriter:
 
 
 def plot(rows, peers, filename, title):
-    """Speedup bars, fastxent against NumPy and each peer, one panel per thread count and
-    kernel path, a bar per case and contender on a log axis with the 1x line."""
+    """Draw the sweep (``filename``: time per logit against the class count, log-log,
+    fastxent a line per dtype and each peer a line, a panel per kernel path and mode) and the
+    workload's speedups (bars, beside it in ``<stem>-workload.png``). Returns the files
+    written."""
     import matplotlib
 
     matplotlib.use("Agg")
+    written = []
+    sweep = [r for r in rows if r.get("part") == "sweep"]
+    cases = [r for r in rows if r.get("part", "workload") == "workload"]
+    if sweep:
+        _plot_sweep(sweep, peers, filename, title)
+        written.append(filename)
+    if cases:
+        stem, dot, ext = filename.rpartition(".")
+        name = f"{stem}-workload.{ext}" if sweep and dot else filename
+        _plot_speedups(cases, peers, name, title)
+        written.append(name)
+    return written
+
+
+def _plot_sweep(rows, peers, filename, title):
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    paths = list(dict.fromkeys(r["path"] for r in rows))
+    fig, axes = plt.subplots(len(paths), 2, sharex=True, squeeze=False, layout="constrained",
+                             figsize=(12, 4.2 * len(paths) + 1))
+    contenders = peer_columns(rows, peers)
+    for i, path in enumerate(paths):
+        for j, grad in enumerate((False, True)):
+            ax = axes[i][j]
+            mine = [r for r in rows if r["path"] == path and r["grad"] == grad]
+            for dtype, style in DTYPE_STYLES.items():
+                line = sorted((r["shape"][1], 1e9 * r["fastxent_s"] / (r["shape"][0] * r["shape"][1]))
+                              for r in mine if r["dtype"] == dtype)
+                if line:
+                    ax.plot(*zip(*line), style, marker="o", color=COLORS["fastxent"],
+                            label=f"fastxent {dtype}")
+            for name in contenders:
+                line = sorted((r["shape"][1], 1e9 * r[f"{name}_s"] / (r["shape"][0] * r["shape"][1]))
+                              for r in mine if f"{name}_s" in r)
+                if line:
+                    ax.plot(*zip(*line), "-", marker="s", color=COLORS.get(name, "black"),
+                            label=f"{CONTENDER_NAMES.get(name, name)} float32")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.grid(which="both", alpha=0.3)
+            ax.set_title(f"{'loss + gradient' if grad else 'loss'}, one thread, kernel path {path}")
+            ax.set_xlabel("classes C")
+            ax.set_ylabel("ns per logit (lower is faster)")
+            ax.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.savefig(filename, dpi=100)
+    plt.close(fig)
+
+
+def _plot_speedups(rows, peers, filename, title):
+    """Speedup bars, fastxent against NumPy and each peer, one panel per thread count and
+    kernel path, a bar per case and contender on a log axis with the 1x line."""
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
@@ -183,14 +303,13 @@ def plot(rows, peers, filename, title):
     height = 0.8 / len(contenders)
     fig, axes = plt.subplots(1, len(groups), sharey=True, squeeze=False, layout="constrained",
                              figsize=(5.5 * len(groups) + 2.5, 0.32 * len(cases) * len(contenders) ** 0.5 + 2))
-    colors = plt.get_cmap("tab10").colors
     for ax, (threads, path) in zip(axes[0], groups):
         by_case = {case_label(r): r for r in rows if (r["threads"], r["path"]) == (threads, path)}
         for k, name in enumerate(contenders):
             ratios = [by_case[c][f"{name}_s"] / by_case[c]["fastxent_s"]
                       if c in by_case and f"{name}_s" in by_case[c] else np.nan for c in cases]
             offsets = np.arange(len(cases)) + (k - (len(contenders) - 1) / 2) * height
-            ax.barh(offsets, ratios, height=height, color=colors[k % len(colors)],
+            ax.barh(offsets, ratios, height=height, color=COLORS.get(name, "black"),
                     label=CONTENDER_NAMES.get(name, name) if ax is axes[0][0] else None)
         ax.axvline(1.0, color="black", linewidth=1.2)
         ax.set_xscale("log")

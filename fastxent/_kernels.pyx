@@ -87,6 +87,7 @@ cdef extern from "fx_kernels.h" nogil:
         fx_dense_block_fn dense_lanes[FX_KINDS]
         fx_sparse_block_fn sparse_batch[FX_KINDS]
         fx_dense_block_fn dense_batch[FX_KINDS]
+        void (*put[FX_KINDS])(const void *values, Py_ssize_t n, void *out, Py_ssize_t step) noexcept nogil
         void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil
         void (*log1p_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
@@ -506,8 +507,13 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
 
 cdef void _store_block_losses(const Plan *p, Strided *loss, Py_ssize_t i0,
                               const char *values) noexcept nogil:
-    """A block's losses, written by the kernel in the compute kind, into ``loss``."""
-    cdef Py_ssize_t k, item = _itemsize(p.kind)
+    """A block's losses, written by the kernel in the compute kind, into ``loss``: by the
+    kernels' own conversion where ``loss`` is of the logits' kind (float16's in hardware)."""
+    cdef Py_ssize_t k, item = _itemsize(p.kind), out_item = _itemsize(loss.kind)
+    if loss.kind == p.store and loss.row_stride % out_item == 0:
+        _active.put[loss.kind](values, p.lanes, loss.data + i0 * loss.row_stride,
+                               loss.row_stride // out_item)
+        return
     for k in range(p.lanes):
         _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, _load(values + k * item, p.kind))
 

@@ -55,7 +55,56 @@ def test_bench_times_every_path(tmp_path, python_subprocess):
     assert [r["path"] for r in rows[::4]] == _kernels.paths()       # four cases per path
     assert len(rows) == 4 * len(_kernels.paths()) and all(r["matches_reference"] for r in rows)
     for path in _kernels.paths():
-        assert f"kernel path {path}:" in run.stdout
+        assert f"(kernel path {path})" in run.stdout
+
+
+def test_bench_sweeps_the_class_count_and_times_the_small_calls(tmp_path, python_subprocess):
+    figures = tmp_path / "figures.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "fastxent", "bench", "--parts", "sweep,calls", "--classes",
+         "7,40", "--dtypes", "float32,float16", "--sweep-logits", "2000", "--min-time",
+         "0.001", "--no-peers", "--json", str(figures)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = json.loads(figures.read_text())["rows"]
+    sweep = [r for r in rows if r["part"] == "sweep"]
+    calls = [r for r in rows if r["part"] == "calls"]
+    # 2 class counts x 2 dtypes x loss and loss + gradient, all on one thread
+    assert len(sweep) == 8 and {r["threads"] for r in sweep} == {"1"}
+    assert {(r["shape"][1], r["dtype"]) for r in sweep} == {
+        (7, "float32"), (7, "float16"), (40, "float32"), (40, "float16")}
+    assert all(r["matches_reference"] and r["labels"] == "sparse" for r in sweep)
+    assert {r["form"] for r in calls} >= {"nn, loss (the plain call)", "nn, grad_out=",
+                                          "nn, out=", "nn, int32 labels",
+                                          "losses, reduction='mean'"}
+    assert all(r["call_s"] > 0 for r in calls)
+    assert "| 7 | 285 | loss | " in run.stdout and "float16 x f32" in run.stdout
+    assert "| nn, grad_out= | " in run.stdout and "The small calls" in run.stdout
+    assert "The workload" not in run.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--parts", "sweep,everything"], "--parts: unknown everything"),
+    (["--dtypes", "int32"], "--dtypes"),
+    (["--classes", "10,0"], "--classes"),
+    (["--shapes", "0x10"], "--shapes"),
+    (["--min-time", "-1"], "--min-time must be positive"),
+])
+def test_bench_refuses_bad_arguments_with_a_message(capsys, arguments, message):
+    with pytest.raises(SystemExit) as stop:
+        _bench.parse_args(arguments)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_quick_sweeps_fewer_classes_and_dtypes():
+    from fastxent import _bench_workload as workload
+
+    _, args = _bench.parse_args(["--quick"])
+    assert args.parts == ["workload", "sweep", "calls"]
+    assert args.classes == list(workload.QUICK_CLASSES)
+    assert args.dtypes == list(workload.QUICK_DTYPES)
+    assert all(shape[0] * shape[1] <= workload.QUICK_LOGITS for shape, _ in args.sweep)
+    assert _bench.parse_args(["--shapes", "64x10"])[1].parts == ["workload"]
 
 
 def test_bench_refuses_a_path_this_cpu_lacks(tmp_path, python_subprocess):
@@ -126,7 +175,21 @@ def test_bench_plots_speedups(tmp_path, python_subprocess):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in run.stdout
 
 
-def test_quick_is_a_quarter_of_the_rows_and_leaves_out_torch_compile():
+def test_bench_plots_the_sweep_and_the_workload_beside_it(tmp_path, python_subprocess):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bench.png"
+    run = subprocess.run(
+        [sys.executable, "-m", "fastxent", "bench", "--parts", "workload,sweep", "--shapes",
+         "32x10", "--classes", "4,40", "--dtypes", "float32", "--sweep-logits", "1000",
+         "--min-time", "0.001", "--no-peers", "--threads", "1", "--plot", str(png)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    workload_png = tmp_path / "bench-workload.png"
+    for name in (png, workload_png):
+        assert name.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {name}" in run.stdout
+
+
+def test_quick_is_a_quarter_of_the_workloads_rows_and_leaves_out_torch_compile():
     _, args = _bench.parse_args(["--quick"])
     full = _bench.parse_shapes(_bench.DEFAULT_SHAPES)
     assert [(shape[0] // 4, shape[1]) for shape, _ in full] == [s for s, _ in args.cases]

@@ -14,9 +14,9 @@
  * the tests take the names from the built module. Adding an instruction set is one
  * fx_simd_<name>.h and one line here (docs/ADDING_AN_ISA.md).
  */
-FX_ISA(avx512, "x86_64 amd64", "-mavx512f -mavx512dq -mavx512vl -mavx512bw -mfma -mpopcnt",
+FX_ISA(avx512, "x86_64 amd64", "-mavx512f -mavx512dq -mavx512vl -mavx512bw -mfma -mf16c -mpopcnt",
        FX_X86_HAS("avx512f") && FX_X86_HAS("avx512dq") && FX_X86_HAS("avx512vl") &&
-       FX_X86_HAS("avx512bw") && FX_X86_HAS("fma") && FX_X86_HAS("popcnt"))
+       FX_X86_HAS("avx512bw") && FX_X86_HAS("fma") && FX_X86_HAS("f16c") && FX_X86_HAS("popcnt"))
 FX_ISA(avx2, "x86_64 amd64", "-mavx2 -mfma -mf16c -mpopcnt",
        FX_X86_HAS("avx2") && FX_X86_HAS("fma") && FX_X86_HAS("f16c") && FX_X86_HAS("popcnt"))
 FX_ISA(neon, "aarch64 arm64", "", 1)

@@ -58,8 +58,8 @@
 #define SLOAD_PART(p, n, pad) vf_load_part_f16(p, n, pad)
 #define SSTORE(p, v) vf_store_f16(p, v)
 #define SSTORE_PART(p, n, v) vf_store_part_f16(p, n, v)
-#define S_TO_T(s) fx_half_to_float(s)
-#define T_TO_S(t) fx_float_to_half(t)
+#define S_TO_T(s) fx_f16_to_float(s)
+#define T_TO_S(t) fx_float_to_f16(t)
 #define EXPS_IN_PLACE 0
 #include "fx_kernels_impl.h"
 #undef SFX
@@ -158,6 +158,7 @@ const fx_kernels FX_CAT(fx_kernels_, FX_ISA) = {
     FX_BY_KIND(dense_lanes),
     FX_BY_KIND(sparse_batch),
     FX_BY_KIND(dense_batch),
+    FX_BY_KIND(put),
     exp_array_f32, exp_array_f64,
     log1p_array_f32, log1p_array_f64,
 };

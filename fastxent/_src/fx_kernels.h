@@ -61,6 +61,7 @@ typedef void (*fx_dense_block_fn)(const void *x, ptrdiff_t xs, const void *y, pt
                                   ptrdiff_t n, double a, double b, const double *scale,
                                   ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,
                                   ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work);
+typedef void (*fx_put_fn)(const void *values, ptrdiff_t n, void *out, ptrdiff_t step);
 typedef void (*fx_array_f32)(const float *in, float *out, ptrdiff_t n);
 typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
 
@@ -93,6 +94,7 @@ typedef struct fx_kernels {
     fx_dense_block_fn dense_lanes[FX_KINDS];
     fx_sparse_block_fn sparse_batch[FX_KINDS];
     fx_dense_block_fn dense_batch[FX_KINDS];
+    fx_put_fn put[FX_KINDS];    /* n values of the compute type into the kind, step apart */
     fx_array_f32 exp_f32;       /* exp of non-positive inputs, log1p of non-negative ones: */
     fx_array_f64 exp_f64;       /* the vector math, for the accuracy tests */
     fx_array_f32 log1p_f32;

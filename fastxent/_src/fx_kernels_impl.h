@@ -422,6 +422,17 @@ static double SFX(dense_row)(const void *xv, const void *yv, ptrdiff_t n, double
     return fx_dense_loss(row.sy, log_s, row.syx);
 }
 
+/* n values of the compute type (a block's losses) into an array of the kind, step elements
+   apart: converted as the kernels convert (in hardware where the ISA has it). */
+static void SFX(put)(const void *values, ptrdiff_t n, void *outv, ptrdiff_t step)
+{
+    const T *v = (const T *)values;
+    S *out = (S *)outv;
+    ptrdiff_t i;
+    for (i = 0; i < n; ++i)
+        out[i * step] = T_TO_S(v[i]);
+}
+
 /* ---- shared by the block families ---------------------------------------------------- */
 
 /* per-row numbers of a block as lanes */

@@ -52,7 +52,8 @@
  *   vf_load_H(p), vf_store_H(p, v), vf_load_part_H(p, n, pad), vf_store_part_H(p, n, v)
  *
  * An ISA header that has them defines FX_HALF_VECTORS; the others get them below, element
- * by element through fx_half.h.
+ * by element through fx_half.h. One float16 at a time: fx_f16_to_float(h), fx_float_to_f16(f),
+ * in hardware where the header defines FX_HALF_SCALARS, else fx_half.h's.
  *
  * FX_PREFETCH(p), FX_PREFETCH_W(p) ask for the cache line at p, to read or to write
  * (never fault, any address).
@@ -87,8 +88,12 @@
 
 #include FX_STR(FX_CAT(fx_simd_, FX_ISA).h)
 
-#ifndef FX_HALF_VECTORS
 #include "fx_half.h"
+#ifndef FX_HALF_SCALARS
+#define fx_f16_to_float fx_half_to_float
+#define fx_float_to_f16 fx_float_to_half
+#endif
+#ifndef FX_HALF_VECTORS
 #define FX_HALF_BY_ELEMENT(H, TO_FLOAT, FROM_FLOAT)                                         \
     static inline vf vf_load_part_##H(const uint16_t *p, ptrdiff_t n, float pad)           \
     {                                                                                       \

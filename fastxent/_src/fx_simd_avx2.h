@@ -183,6 +183,11 @@ static inline void vd_transpose(vd r[4])
    storage, converted in registers; partial accesses through a small buffer (no 16-bit
    masked loads before AVX-512). */
 #define FX_HALF_VECTORS 1
+
+/* one float16, converted by F16C (fx_half.h's conversions, in hardware) */
+#define FX_HALF_SCALARS 1
+static inline float fx_f16_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t fx_float_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline __m128i fx_bits_part(const uint16_t *p, ptrdiff_t n)
 {
     uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -213,7 +218,8 @@ static inline vf fx_from_bf16_bits(__m128i h) { return _mm256_castsi256_ps(_mm25
 static inline vf vf_load_bf16(const uint16_t *p) { return fx_from_bf16_bits(_mm_loadu_si128((const __m128i *)p)); }
 static inline vf vf_load_part_bf16(const uint16_t *p, ptrdiff_t n, float pad)
 {
-    return _mm256_blendv_ps(_mm256_set1_ps(pad), fx_from_bf16_bits(fx_bits_part(p, n)), mf_first(n));
+    const vf v = fx_from_bf16_bits(fx_bits_part(p, n));
+    return pad == 0.0f ? v : _mm256_blendv_ps(_mm256_set1_ps(pad), v, mf_first(n));   /* zeros are +0 */
 }
 /* round to nearest even; a NaN is made quiet (fx_half.h's fx_float_to_bfloat16) */
 static inline __m128i fx_to_bf16_bits(vf v)

@@ -186,6 +186,11 @@ static inline void vd_transpose(vd r[8])
 /* float16 (vcvtph2ps, vcvtps2ph: every AVX-512 CPU has them) and bfloat16 (a shift into
    the float's high half) storage, converted in registers; masked 16-bit accesses (BW). */
 #define FX_HALF_VECTORS 1
+
+/* one float16, converted by F16C (fx_half.h's conversions, in hardware) */
+#define FX_HALF_SCALARS 1
+static inline float fx_f16_to_float(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t fx_float_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline vf vf_load_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 static inline vf vf_load_part_f16(const uint16_t *p, ptrdiff_t n, float pad)
 {
@@ -198,7 +203,8 @@ static inline vf fx_from_bf16_bits(__m256i h) { return _mm512_castsi512_ps(_mm51
 static inline vf vf_load_bf16(const uint16_t *p) { return fx_from_bf16_bits(_mm256_loadu_si256((const __m256i *)p)); }
 static inline vf vf_load_part_bf16(const uint16_t *p, ptrdiff_t n, float pad)
 {
-    return _mm512_mask_blend_ps(mf_first(n), _mm512_set1_ps(pad), fx_from_bf16_bits(_mm256_maskz_loadu_epi16(mf_first(n), p)));
+    const vf v = fx_from_bf16_bits(_mm256_maskz_loadu_epi16(mf_first(n), p));
+    return pad == 0.0f ? v : _mm512_mask_blend_ps(mf_first(n), _mm512_set1_ps(pad), v);   /* zeros are +0 */
 }
 /* round to nearest even; a NaN is made quiet (fx_half.h's fx_float_to_bfloat16) */
 static inline __m256i fx_to_bf16_bits(vf v)
