@@ -452,7 +452,7 @@ def run_child(args, path, best, threads, log):
 # --- the command -----------------------------------------------------------------------------
 
 QUICK_SHAPES = "16384x10,2048x1000,256x32000,32x128256,25000x10:float64"
-QUICK_MIN_TIME = 0.05
+QUICK_MIN_TIME = 0.03
 
 
 def _number_list(text, name, parser):

@@ -51,13 +51,16 @@ def test_the_readmes_asv_commands_store_results_and_publish_them(tmp_path):
 
     asv("machine", "--yes", "--machine", "ci-box")
     asv("run", "--python=same", "--quick", "--set-commit-hash", head, "--machine", "ci-box",
-        "--bench", "ReducedLoss", "--bench", "CrossEntropy.track_logits_gb_per_s")
+        "--bench", "ReducedLoss", "--bench", "CrossEntropy.track_logits_gb_per_s",
+        "--bench", "SmallCalls.track_times_the_plain_call")
     stored = list((tmp_path / "results" / "ci-box").glob(f"{head[:8]}-*.json"))
     assert len(stored) == 1
     results = json.loads(stored[0].read_text())
     assert results["commit_hash"] == head and results["params"]["machine"] == "ci-box"
     rate = results["results"]["cross_entropy.CrossEntropy.track_logits_gb_per_s"][0]
     assert all(value is not None and value > 0 for value in rate)  # every case measured
+    ratios = results["results"]["cross_entropy.SmallCalls.track_times_the_plain_call"][0]
+    assert len(ratios) > 10 and all(value is not None and value > 0 for value in ratios)
     asv("publish")
     assert (tmp_path / "html" / "index.html").is_file()
     published = json.loads((tmp_path / "html" / "index.json").read_text())

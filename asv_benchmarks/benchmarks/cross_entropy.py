@@ -1,4 +1,5 @@
-"""asv benchmarks of fastxent: time, peak memory and the exp's accuracy.
+"""asv benchmarks of fastxent: time, peak memory and the exp's accuracy, over the built-in
+benchmark's workload, its sweep of the class count and dtype, and its small calls.
 
 Run from asv_benchmarks/ as the README says: ``asv run --python=same --set-commit-hash
 $(git rev-parse HEAD)`` (the installed fastxent, its results stored under that commit),
@@ -11,6 +12,7 @@ import time
 import numpy as np
 
 import fastxent
+from fastxent import _bench_workload as workload
 from fastxent import _kernels
 
 SHAPES = ["65536x10:float32", "8192x1000:float32", "1024x32000:float32",
@@ -72,6 +74,67 @@ class CrossEntropy:
         return self.logits.nbytes / _best_seconds(self.call) / 1e9
 
     track_logits_gb_per_s.unit = "GB/s"
+
+
+class ClassSweep:
+    """Sparse labels at every class count of ``python -m fastxent bench``'s sweep, in every
+    dtype, on one thread, about two million logits per call: a cliff between class counts
+    shows as a jump in ``track_ns_per_logit``."""
+
+    params = (list(workload.SWEEP_CLASSES), list(workload.SWEEP_DTYPES), ["loss", "loss+grad"])
+    param_names = ["classes", "dtype", "mode"]
+    timeout = 300
+
+    def setup(self, classes, dtype, mode):
+        try:
+            dtype = workload.bench_dtype(dtype)
+        except ValueError:   # bfloat16 without ml_dtypes: asv skips the case
+            raise NotImplementedError("bfloat16 needs ml_dtypes") from None
+        (shape, _), = workload.sweep_cases([classes], [dtype], workload.SWEEP_LOGITS)
+        self.logits, self.labels = workload.make_inputs(shape, dtype)
+        grad_out = np.full_like(self.logits, 0.0) if mode == "loss+grad" else None
+        self.call = lambda: fastxent.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=self.labels, logits=self.logits, return_grad=grad_out is not None,
+            grad_out=grad_out, n_threads=1)
+
+    def time_call(self, classes, dtype, mode):
+        self.call()
+
+    def track_ns_per_logit(self, classes, dtype, mode):
+        """The best of a few calls, per logit."""
+        return _best_seconds(self.call) / self.logits.size * 1e9
+
+    track_ns_per_logit.unit = "ns"
+
+
+class SmallCalls:
+    """Each common way of calling on a 64 x 10 minibatch (``python -m fastxent bench``'s
+    small calls): its time, and its time over the plain call's."""
+
+    params = list(workload.call_forms(*workload.make_inputs((2, 2), np.dtype(np.float32))))
+    param_names = ["call"]
+
+    def setup(self, form):
+        logits, labels = workload.make_inputs(workload.CALLS_SHAPE, np.dtype(np.float32))
+        self.forms = workload.call_forms(logits, labels)
+        self.call, self.plain = self.forms[form], next(iter(self.forms.values()))
+
+    def time_call(self, form):
+        self.call()
+
+    def track_times_the_plain_call(self, form):
+        """Its best mean over batches of calls / the plain call's, measured side by side."""
+        best = {}
+        for name, call in (("plain", self.plain), ("this", self.call)) * 3:
+            for _ in range(20):
+                call()
+            start = time.perf_counter()
+            for _ in range(500):
+                call()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+        return best["this"] / best["plain"]
+
+    track_times_the_plain_call.unit = "x"
 
 
 class ReducedLoss:
