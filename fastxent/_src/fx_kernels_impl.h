@@ -764,13 +764,18 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
 /* ---- rows in lanes ------------------------------------------------------------------- */
 
 /* cols[j] lane i = x[i * xs + j] for j < n, i < VL. cols has room for max(n, VL) vectors
-   (FX_BLOCK_COLS >= VL): each tile is transposed where it lands; an overlapping last tile
+   (FX_BLOCK_COLS >= VL): contiguous rows of two are deinterleaved; otherwise each tile is
+   transposed where it lands; an overlapping last tile
    reloads the columns it shares with the tile before it, with the same values. Rows of a
    vector's width or more prefetch the next block's (VL rows further). */
 static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff_t n, V *cols)
 {
     const S *next = x + VL * xs;
     ptrdiff_t i, tile;
+    if (n == 2 && xs == 2) {   /* contiguous pairs: two loads and a deinterleave */
+        VOP(deinterleave)(SLOAD(x), SLOAD(x + VL), &cols[0], &cols[1]);
+        return;
+    }
     if (n < VL) {
         for (i = 0; i < VL; ++i)
             cols[i] = SLOAD_PART(x + i * xs, n, 0);
@@ -787,13 +792,20 @@ static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff
     }
 }
 
-/* g[i * gs + j] = cols[j] lane i; an overlapping last tile writes the same values twice.
+/* g[i * gs + j] = cols[j] lane i (contiguous rows of two interleaved); an overlapping last
+   tile writes the same values twice.
    Rows of a vector's width or more prefetch the next block's for writing. */
 static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n, const V *cols)
 {
     S *next = g + VL * gs;
     V r[VL];
     ptrdiff_t i, j, tile;
+    if (n == 2 && gs == 2) {
+        VOP(interleave)(cols[0], cols[1], &r[0], &r[1]);
+        SSTORE(g, r[0]);
+        SSTORE(g + VL, r[1]);
+        return;
+    }
     if (n < VL) {
         for (j = 0; j < VL; ++j)
             r[j] = j < n ? cols[j] : VOP(set1)((T)0);

@@ -44,6 +44,9 @@
  *                                    and added in pairs (lane i + lane i + VD_LANES): the
  *                                    double lanes take VF_LANES / VD_LANES floats each
  *   vX_transpose(r)                  r is VX_LANES vectors: lane j of r[i] <-> lane i of r[j]
+ *   vX_deinterleave(a, b, &c0, &c1)  the lanes of a then b taken as VX_LANES pairs: lane i of
+ *                                    c0 (c1) is pair i's first (second) entry
+ *   vX_interleave(c0, c1, &a, &b)    the inverse
  *
  * Half-precision storage, float lanes (H is f16, IEEE binary16, or bf16, the high half of a
  * binary32; p points to their bits): converted in registers, rounded to nearest even on the

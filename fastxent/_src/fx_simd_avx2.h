@@ -179,6 +179,30 @@ static inline void vd_transpose(vd r[4])
     r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
+/* pairs: lane i of *c0 and *c1 = the pair i of a's and b's lanes together (rows of two) */
+static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1)
+{
+    *c0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xd8));
+    *c1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xdd)), 0xd8));
+}
+static inline void vd_deinterleave(vd a, vd b, vd *c0, vd *c1)
+{
+    *c0 = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xd8);
+    *c1 = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xd8);
+}
+static inline void vf_interleave(vf c0, vf c1, vf *a, vf *b)
+{
+    const vf lo = _mm256_unpacklo_ps(c0, c1), hi = _mm256_unpackhi_ps(c0, c1);
+    *a = _mm256_permute2f128_ps(lo, hi, 0x20);
+    *b = _mm256_permute2f128_ps(lo, hi, 0x31);
+}
+static inline void vd_interleave(vd c0, vd c1, vd *a, vd *b)
+{
+    const vd lo = _mm256_unpacklo_pd(c0, c1), hi = _mm256_unpackhi_pd(c0, c1);
+    *a = _mm256_permute2f128_pd(lo, hi, 0x20);
+    *b = _mm256_permute2f128_pd(lo, hi, 0x31);
+}
+
 /* float16 (F16C's vcvtph2ps/vcvtps2ph) and bfloat16 (a shift into the float's high half)
    storage, converted in registers; partial accesses through a small buffer (no 16-bit
    masked loads before AVX-512). */

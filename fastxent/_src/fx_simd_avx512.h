@@ -183,6 +183,32 @@ static inline void vd_transpose(vd r[8])
         r[i] = t[i];
 }
 
+/* pairs: lane i of *c0 and *c1 = the pair i of a's and b's lanes together (rows of two) */
+static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *c0 = _mm512_permutex2var_ps(a, even, b);
+    *c1 = _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b);
+}
+static inline void vd_deinterleave(vd a, vd b, vd *c0, vd *c1)
+{
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    *c0 = _mm512_permutex2var_pd(a, even, b);
+    *c1 = _mm512_permutex2var_pd(a, _mm512_add_epi64(even, _mm512_set1_epi64(1)), b);
+}
+static inline void vf_interleave(vf c0, vf c1, vf *a, vf *b)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    *a = _mm512_permutex2var_ps(c0, lo, c1);
+    *b = _mm512_permutex2var_ps(c0, _mm512_add_epi32(lo, _mm512_set1_epi32(8)), c1);
+}
+static inline void vd_interleave(vd c0, vd c1, vd *a, vd *b)
+{
+    const __m512i lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    *a = _mm512_permutex2var_pd(c0, lo, c1);
+    *b = _mm512_permutex2var_pd(c0, _mm512_add_epi64(lo, _mm512_set1_epi64(4)), c1);
+}
+
 /* float16 (vcvtph2ps, vcvtps2ph: every AVX-512 CPU has them) and bfloat16 (a shift into
    the float's high half) storage, converted in registers; masked 16-bit accesses (BW). */
 #define FX_HALF_VECTORS 1

@@ -169,6 +169,28 @@ static inline void vd_transpose(vd r[2])
     r[0] = t;
 }
 
+/* pairs: lane i of *c0 and *c1 = the pair i of a's and b's lanes together (rows of two) */
+static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1)
+{
+    *c0 = vuzp1q_f32(a, b);
+    *c1 = vuzp2q_f32(a, b);
+}
+static inline void vd_deinterleave(vd a, vd b, vd *c0, vd *c1)
+{
+    *c0 = vuzp1q_f64(a, b);
+    *c1 = vuzp2q_f64(a, b);
+}
+static inline void vf_interleave(vf c0, vf c1, vf *a, vf *b)
+{
+    *a = vzip1q_f32(c0, c1);
+    *b = vzip2q_f32(c0, c1);
+}
+static inline void vd_interleave(vd c0, vd c1, vd *a, vd *b)
+{
+    *a = vzip1q_f64(c0, c1);
+    *b = vzip2q_f64(c0, c1);
+}
+
 /* float16 (FCVTL/FCVTN: every AArch64 CPU) and bfloat16 (a shift into the float's high
    half) storage, converted in registers; partial accesses lane by lane. */
 #define FX_HALF_VECTORS 1

@@ -110,3 +110,9 @@ static inline double vd_hsum_d(vd a) { return a; }
 static inline vd vd_add_f(vd acc, vf a) { return acc + (double)a; }
 static inline void vf_transpose(vf *r) { (void)r; }
 static inline void vd_transpose(vd *r) { (void)r; }
+
+/* pairs (one lane: a is the row's first entry, b its second) */
+static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1) { *c0 = a; *c1 = b; }
+static inline void vd_deinterleave(vd a, vd b, vd *c0, vd *c1) { *c0 = a; *c1 = b; }
+static inline void vf_interleave(vf c0, vf c1, vf *a, vf *b) { *a = c0; *b = c1; }
+static inline void vd_interleave(vd c0, vd c1, vd *a, vd *b) { *a = c0; *b = c1; }

@@ -146,3 +146,25 @@ static inline void vd_transpose(vd r[2])
     r[1] = _mm_unpackhi_pd(r[0], r[1]);
     r[0] = t;
 }
+
+/* pairs: lane i of *c0 and *c1 = the pair i of a's and b's lanes together (rows of two) */
+static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1)
+{
+    *c0 = _mm_shuffle_ps(a, b, 0x88);
+    *c1 = _mm_shuffle_ps(a, b, 0xdd);
+}
+static inline void vd_deinterleave(vd a, vd b, vd *c0, vd *c1)
+{
+    *c0 = _mm_unpacklo_pd(a, b);
+    *c1 = _mm_unpackhi_pd(a, b);
+}
+static inline void vf_interleave(vf c0, vf c1, vf *a, vf *b)
+{
+    *a = _mm_unpacklo_ps(c0, c1);
+    *b = _mm_unpackhi_ps(c0, c1);
+}
+static inline void vd_interleave(vd c0, vd c1, vd *a, vd *b)
+{
+    *a = _mm_unpacklo_pd(c0, c1);
+    *b = _mm_unpackhi_pd(c0, c1);
+}
