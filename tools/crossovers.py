@@ -58,7 +58,7 @@ def seconds(call, repeats):
     return best
 
 
-def measure(kind, cols, logits_per_call, repeats, rounds):
+def measure(kind, cols, logits_per_call, repeats, rounds, labels="sparse"):
     """Seconds per logit of each family (None where it cannot run) for (loss, loss+grad)."""
     dtype = dtype_of(kind)
     rows = max(logits_per_call // cols, 64)
@@ -66,6 +66,17 @@ def measure(kind, cols, logits_per_call, repeats, rounds):
     x = (rng.standard_normal((rows, cols), dtype=np.float32) * 3).astype(dtype)
     t = rng.integers(0, cols, rows)
     g = np.empty_like(x)
+    if labels == "dense":
+        y = np.full(x.shape, 0.1 / cols, dtype)
+        y[np.arange(rows), t] += 0.9
+
+        def run(grad):
+            return fastxent.nn.softmax_cross_entropy_with_logits(
+                labels=y, logits=x, return_grad=grad, grad_out=g if grad else None)
+    else:
+        def run(grad):
+            return fastxent.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=t, logits=x, return_grad=grad, grad_out=g if grad else None)
     lanes = _kernels.families()[kind]["block_rows"]
     result = {}
     for grad in (False, True):
@@ -73,9 +84,7 @@ def measure(kind, cols, logits_per_call, repeats, rounds):
         for family in FAMILIES:
             if family == "lanes" and cols > 4 * lanes:
                 continue
-            calls[family] = (lambda: fastxent.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=t, logits=x, return_grad=True, grad_out=g)) if grad else (
-                lambda: fastxent.nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x))
+            calls[family] = lambda grad=grad: run(grad)
         best = {family: float("inf") for family in calls}
         for _ in range(rounds):
             for family, call in calls.items():
@@ -110,6 +119,7 @@ def main():
     parser.add_argument("--logits", type=int, default=1 << 20, help="logits per call")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--labels", choices=["sparse", "dense"], default="sparse")
     args = parser.parse_args()
     active = _kernels.path()
     for path in args.paths.split(","):
@@ -118,17 +128,18 @@ def main():
             for kind in args.kinds.split(","):
                 lanes = _kernels.families()[kind]["block_rows"]
                 rows = []
-                print(f"\n{path} {kind}: ns per logit, loss | loss + gradient")
+                print(f"\n{path} {kind} {args.labels}: ns per logit, loss | loss + gradient")
                 print(f"{'C':>6} " + " ".join(f"{f:>7}" for f in FAMILIES) + " | "
                       + " ".join(f"{f:>7}" for f in FAMILIES))
                 for cols in grid(lanes):
-                    times = measure(kind, cols, args.logits, args.repeats, args.rounds)
+                    times = measure(kind, cols, args.logits, args.repeats, args.rounds,
+                                    args.labels)
                     rows.append((cols, times))
                     cells = [" ".join(f"{t * 1e9:7.3f}" if t else f"{'-':>7}"
                                       for t in (times[g][f] for f in FAMILIES))
                              for g in (False, True)]
                     print(f"{cols:>6} {cells[0]} | {cells[1]}", flush=True)
-                print(f"{path} {kind}: lanes up to {crossover(rows, 'lanes', 'batch')}, "
+                print(f"{path} {kind} {args.labels}: lanes up to {crossover(rows, 'lanes', 'batch')}, "
                       f"batches up to {crossover(rows, 'batch', 'rows')}")
         finally:
             _kernels.set_path(active)

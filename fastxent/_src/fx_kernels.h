@@ -69,7 +69,8 @@ typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
    for every storage kind. Three families take a call's rows, by the number of classes n:
    - rows in lanes (n <= lanes_cols): a block of block_rows rows transposed so that lane i
      of a vector is row i;
-   - row batches (n <= batch_cols): a block of block_rows rows, each read along its row,
+   - row batches (n <= batch_cols, dense_batch_cols with dense labels): a block of
+     block_rows rows, each read along its row,
      with the per-row reductions, the log and the gradient's scaling done for the block at
      once in vector lanes;
    - row kernels: one row at a time, chunk by chunk (any n; the parts of a long row may run
@@ -83,6 +84,7 @@ typedef struct fx_kernels {
     int block_rows[FX_KINDS];   /* the lanes of a vector of the compute type */
     int lanes_cols[FX_KINDS];   /* measured crossovers: fx_simd_<name>.h */
     int batch_cols[FX_KINDS];
+    int dense_batch_cols;       /* the row batches' limit with dense labels */
     fx_sparse_row_fn sparse_row[FX_KINDS];
     fx_dense_row_fn dense_row[FX_KINDS];
     fx_part_fn part[FX_KINDS];               /* the pieces of a row split over threads */

@@ -705,11 +705,11 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
         T *e = SFX(batch_exps)(keep_exps, gs, work, n, i);
         if (e)
             SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, e,
-                                VL * xs, VL * ys, EXPS_IN_PLACE ? VL * gs : 0, &sums[i],
+                                VL * xs, ys, EXPS_IN_PLACE ? VL * gs : 0, &sums[i],
                                 &ties[i], &sy[i], &syx[i]);
         else
             SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, NULL,
-                                VL * xs, VL * ys, 0, &sums[i], &ties[i], &sy[i], &syx[i]);
+                                VL * xs, ys, 0, &sums[i], &ties[i], &sy[i], &syx[i]);
     }
     r = SFX(batch_r)(sums, ties);
     total = SFX(lane_sums)(sy);

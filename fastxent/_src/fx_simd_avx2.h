@@ -9,13 +9,15 @@
    row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
    run as AVX2 (tools/crossovers.py): rows in lanes win up to their capacity for every
    kind, row batches at every width measured up to 8192; wider, a batch's rows stop
-   fitting in L2. */
+   fitting in L2. With dense labels, row batches up to FX_DENSE_BATCH_COLS,
+   as on AVX-512. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
+#define FX_DENSE_BATCH_COLS 256
 typedef __m256 vf;
 typedef __m256d vd;
 typedef __m256 mf;
@@ -149,7 +151,7 @@ static inline double vd_hsum_d(vd a)
     return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
 
-static inline void vf_transpose(vf r[8])
+static FX_ALWAYS_INLINE void vf_transpose(vf r[8])
 {
     vf t[8], u[8];
     int i;
@@ -169,7 +171,7 @@ static inline void vf_transpose(vf r[8])
     }
 }
 
-static inline void vd_transpose(vd r[4])
+static FX_ALWAYS_INLINE void vd_transpose(vd r[4])
 {
     vd t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
     vd t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);

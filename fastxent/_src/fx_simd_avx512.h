@@ -9,13 +9,17 @@
    float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
    row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
    (tools/crossovers.py): rows in lanes win up to their capacity for every kind, row
-   batches at every width measured up to 8192; wider, a batch's rows stop fitting in L2. */
+   batches at every width measured up to 8192; wider, a batch's rows stop fitting in L2.
+   With dense labels, from logits and labels larger than the caches, the row kernels win
+   from about 256 classes (FX_DENSE_BATCH_COLS, every kind): the batch's second pass reads
+   the labels from memory while its logits come back from L2. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
+#define FX_DENSE_BATCH_COLS 256
 typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
@@ -134,7 +138,7 @@ static inline vd vd_add_f(vd acc, vf a)
     return _mm512_add_pd(acc, _mm512_add_pd(lo, hi));
 }
 
-static inline void vf_transpose(vf r[16])
+static FX_ALWAYS_INLINE void vf_transpose(vf r[16])
 {
     vf t[16];
     int i, k;
@@ -161,7 +165,7 @@ static inline void vf_transpose(vf r[16])
     }
 }
 
-static inline void vd_transpose(vd r[8])
+static FX_ALWAYS_INLINE void vd_transpose(vd r[8])
 {
     vd t[8];
     int i;

@@ -8,13 +8,15 @@
 /* Where each kernel family takes over, in classes per row, for float32, the half kinds and
    float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
    row batches up to BATCH_COLS, row kernels beyond; not measured on an ARM
-   CPU (this path is tested under emulation only), so the x86 paths' values. */
+   CPU (this path is tested under emulation only), so the x86 paths' values. With dense labels, row batches up to FX_DENSE_BATCH_COLS,
+   as on AVX-512. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
+#define FX_DENSE_BATCH_COLS 256
 typedef float32x4_t vf;
 typedef float64x2_t vd;
 typedef uint32x4_t mf;
@@ -151,7 +153,7 @@ static inline vd vd_add_f(vd acc, vf a)
 {
     return vaddq_f64(acc, vaddq_f64(vcvt_f64_f32(vget_low_f32(a)), vcvt_high_f64_f32(a)));
 }
-static inline void vf_transpose(vf r[4])
+static FX_ALWAYS_INLINE void vf_transpose(vf r[4])
 {
     float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));
     float64x2_t t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1]));
@@ -162,7 +164,7 @@ static inline void vf_transpose(vf r[4])
     r[2] = vreinterpretq_f32_f64(vtrn2q_f64(t0, t2));
     r[3] = vreinterpretq_f32_f64(vtrn2q_f64(t1, t3));
 }
-static inline void vd_transpose(vd r[2])
+static FX_ALWAYS_INLINE void vd_transpose(vd r[2])
 {
     vd t = vtrn1q_f64(r[0], r[1]);
     r[1] = vtrn2q_f64(r[0], r[1]);

@@ -7,13 +7,15 @@
 /* Where each kernel family takes over, in classes per row, for float32, the half kinds and
    float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
    row batches up to BATCH_COLS, row kernels beyond; the x86 paths' values
-   (rows in lanes of one lane take up to four classes). */
+   (rows in lanes of one lane take up to four classes). With dense labels, row batches up to FX_DENSE_BATCH_COLS,
+   as on AVX-512. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
+#define FX_DENSE_BATCH_COLS 256
 typedef float vf;
 typedef double vd;
 typedef int mf;
@@ -108,8 +110,8 @@ static inline double vd_hmax(vd a) { return a; }
 static inline double vf_hsum_d(vf a) { return a; }
 static inline double vd_hsum_d(vd a) { return a; }
 static inline vd vd_add_f(vd acc, vf a) { return acc + (double)a; }
-static inline void vf_transpose(vf *r) { (void)r; }
-static inline void vd_transpose(vd *r) { (void)r; }
+static FX_ALWAYS_INLINE void vf_transpose(vf *r) { (void)r; }
+static FX_ALWAYS_INLINE void vd_transpose(vd *r) { (void)r; }
 
 /* pairs (one lane: a is the row's first entry, b its second) */
 static inline void vf_deinterleave(vf a, vf b, vf *c0, vf *c1) { *c0 = a; *c1 = b; }

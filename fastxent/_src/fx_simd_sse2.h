@@ -9,13 +9,15 @@
    float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
    row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
    run as SSE2 (tools/crossovers.py): rows in lanes up to their capacity, row batches up
-   to 8192. */
+   to 8192. With dense labels, row batches up to FX_DENSE_BATCH_COLS,
+   as on AVX-512. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
+#define FX_DENSE_BATCH_COLS 256
 typedef __m128 vf;
 typedef __m128d vd;
 typedef __m128 mf;
@@ -139,8 +141,8 @@ static inline vd vd_add_f(vd acc, vf a)
 {
     return _mm_add_pd(acc, _mm_add_pd(_mm_cvtps_pd(a), _mm_cvtps_pd(_mm_movehl_ps(a, a))));
 }
-static inline void vf_transpose(vf r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
-static inline void vd_transpose(vd r[2])
+static FX_ALWAYS_INLINE void vf_transpose(vf r[4]) { _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]); }
+static FX_ALWAYS_INLINE void vd_transpose(vd r[2])
 {
     vd t = _mm_unpacklo_pd(r[0], r[1]);
     r[1] = _mm_unpackhi_pd(r[0], r[1]);
