@@ -216,21 +216,34 @@ static inline float fx_f16_to_float(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t fx_float_to_f16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline __m128i fx_bits_part(const uint16_t *p, ptrdiff_t n)
 {
-    uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int j;
-    for (j = 0; j < 8; ++j)
-        if (j < n)
-            t[j] = p[j];
-    return _mm_loadu_si128((const __m128i *)t);
+    /* element by element at constant positions (a jump into the run of inserts) */
+    __m128i h = _mm_setzero_si128();
+    switch (n < 8 ? n : 8) {
+    case 8: return _mm_loadu_si128((const __m128i *)p);
+    case 7: h = _mm_insert_epi16(h, p[6], 6); /* fall through */
+    case 6: h = _mm_insert_epi16(h, p[5], 5); /* fall through */
+    case 5: h = _mm_insert_epi16(h, p[4], 4); /* fall through */
+    case 4: h = _mm_insert_epi16(h, p[3], 3); /* fall through */
+    case 3: h = _mm_insert_epi16(h, p[2], 2); /* fall through */
+    case 2: h = _mm_insert_epi16(h, p[1], 1); /* fall through */
+    case 1: h = _mm_insert_epi16(h, p[0], 0); /* fall through */
+    default: break;
+    }
+    return h;
 }
 static inline void fx_bits_store_part(uint16_t *p, ptrdiff_t n, __m128i h)
 {
-    uint16_t t[8];
-    int j;
-    _mm_storeu_si128((__m128i *)t, h);
-    for (j = 0; j < 8; ++j)
-        if (j < n)
-            p[j] = t[j];
+    switch (n < 8 ? n : 8) {
+    case 8: _mm_storeu_si128((__m128i *)p, h); return;
+    case 7: p[6] = (uint16_t)_mm_extract_epi16(h, 6); /* fall through */
+    case 6: p[5] = (uint16_t)_mm_extract_epi16(h, 5); /* fall through */
+    case 5: p[4] = (uint16_t)_mm_extract_epi16(h, 4); /* fall through */
+    case 4: p[3] = (uint16_t)_mm_extract_epi16(h, 3); /* fall through */
+    case 3: p[2] = (uint16_t)_mm_extract_epi16(h, 2); /* fall through */
+    case 2: p[1] = (uint16_t)_mm_extract_epi16(h, 1); /* fall through */
+    case 1: p[0] = (uint16_t)_mm_extract_epi16(h, 0); /* fall through */
+    default: break;
+    }
 }
 static inline vf vf_load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 static inline vf vf_load_part_f16(const uint16_t *p, ptrdiff_t n, float pad)
