@@ -75,6 +75,7 @@ cdef extern from "fx_kernels.h" nogil:
         const char *name
         int block_rows[FX_KINDS]
         int lanes_cols[FX_KINDS]
+        int lanes_grad_cols[FX_KINDS]
         int batch_cols[FX_KINDS]
         int dense_batch_cols
         fx_sparse_row_fn sparse_row[FX_KINDS]
@@ -349,14 +350,14 @@ def force_family(name):
     _forced_family = names[name]
 
 
-cdef inline int _family(int store, Py_ssize_t c, bint dense) noexcept nogil:
+cdef inline int _family(int store, Py_ssize_t c, bint dense, bint grad) noexcept nogil:
     """The kernel family for rows of ``c`` classes of kind ``store`` (all usable in place),
-    with sparse or dense labels."""
+    with sparse or dense labels, with or without a gradient."""
     if _forced_family == LANES:
         return LANES if c <= 4 * _active.block_rows[store] else ROWS
     if _forced_family >= 0:
         return _forced_family
-    if c <= _active.lanes_cols[store]:
+    if c <= (_active.lanes_grad_cols[store] if grad else _active.lanes_cols[store]):
         return LANES
     if c <= (_active.dense_batch_cols if dense else _active.batch_cols[store]):
         return BATCH
@@ -396,7 +397,8 @@ cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_thread
     p.small = x.rows * x.cols < SERIAL_BELOW or not fx_have_openmp()
     p.threads = 1 if p.small else <int>min(requested, x.rows)
     p.lanes = _active.block_rows[p.store]
-    p.family = _family(p.store, x.cols, y != NULL) if all_direct and x.rows >= p.lanes else ROWS
+    p.family = (_family(p.store, x.cols, y != NULL, g != NULL or gy != NULL)
+                if all_direct and x.rows >= p.lanes else ROWS)
     p.blocks = x.rows // p.lanes if p.family != ROWS else 0
     if p.family != ROWS and not p.small:
         p.threads = <int>min(requested, p.blocks)
@@ -1464,7 +1466,8 @@ def float_to_half(const float[::1] values, uint16_t[::1] out):
 
 def families():
     """The active path's kernel families per storage kind: rows per block, and the most
-    classes of rows in lanes and of row batches, sparse and dense (beyond: row kernels),
+    classes of rows in lanes (without and with a gradient) and of row batches, sparse and
+    dense (beyond: row kernels),
     {"float32": {"block_rows": ..., "lanes_cols": ..., "batch_cols": ...}, ...}."""
     cdef int k
     names = {F16: "float16", F32: "float32", F64: "float64", BF16: "bfloat16"}
@@ -1472,6 +1475,7 @@ def families():
     for k in range(FX_KINDS):
         result[names[k]] = {"block_rows": _active.block_rows[k],
                             "lanes_cols": _active.lanes_cols[k],
+                            "lanes_grad_cols": _active.lanes_grad_cols[k],
                             "batch_cols": _active.batch_cols[k],
                             "dense_batch_cols": _active.dense_batch_cols}
     return result

@@ -390,7 +390,7 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     job.block_rows = block_rows
     kind = F64 if item == 8 else F32
     job.lanes = _active.block_rows[kind]
-    family = _family(kind, job.c, False)
+    family = _family(kind, job.c, False, True)
     job.block = _active.sparse_lanes[kind] if family == LANES else _active.sparse_batch[kind]
     if family == ROWS:
         job.lanes = 0

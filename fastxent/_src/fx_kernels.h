@@ -67,8 +67,8 @@ typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
 
 /* One instruction set's kernels (fx_kernels.c fills one per entry of fx_isa_list.h), each
    for every storage kind. Three families take a call's rows, by the number of classes n:
-   - rows in lanes (n <= lanes_cols): a block of block_rows rows transposed so that lane i
-     of a vector is row i;
+   - rows in lanes (n <= lanes_cols, lanes_grad_cols with a gradient): a block of
+     block_rows rows transposed so that lane i of a vector is row i;
    - row batches (n <= batch_cols, dense_batch_cols with dense labels): a block of
      block_rows rows, each read along its row,
      with the per-row reductions, the log and the gradient's scaling done for the block at
@@ -83,6 +83,7 @@ typedef struct fx_kernels {
     const char *name;
     int block_rows[FX_KINDS];   /* the lanes of a vector of the compute type */
     int lanes_cols[FX_KINDS];   /* measured crossovers: fx_simd_<name>.h */
+    int lanes_grad_cols[FX_KINDS];   /* rows in lanes' limit with a gradient */
     int batch_cols[FX_KINDS];
     int dense_batch_cols;       /* the row batches' limit with dense labels */
     fx_sparse_row_fn sparse_row[FX_KINDS];

@@ -9,11 +9,14 @@
    row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
    run as AVX2 (tools/crossovers.py): rows in lanes win up to their capacity for every
    kind, row batches at every width measured up to 8192; wider, a batch's rows stop
-   fitting in L2. With dense labels, row batches up to FX_DENSE_BATCH_COLS,
-   as on AVX-512. */
+   fitting in L2. With a gradient, rows in lanes up to FX_LANES_GRAD_COLS_*; with
+   dense labels, row batches up to FX_DENSE_BATCH_COLS, as on AVX-512. */
 #define FX_LANES_COLS_F32 (4 * VF_LANES)
 #define FX_LANES_COLS_F16 (4 * VF_LANES)
 #define FX_LANES_COLS_F64 (4 * VD_LANES)
+#define FX_LANES_GRAD_COLS_F32 (4 * VF_LANES)
+#define FX_LANES_GRAD_COLS_F16 (4 * VF_LANES)
+#define FX_LANES_GRAD_COLS_F64 (4 * VD_LANES)
 #define FX_BATCH_COLS_F32 8192
 #define FX_BATCH_COLS_F16 8192
 #define FX_BATCH_COLS_F64 8192
