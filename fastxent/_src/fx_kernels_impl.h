@@ -801,9 +801,10 @@ static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n,
     V r[VL];
     ptrdiff_t i, j, tile;
     if (n == 2 && gs == 2) {
-        VOP(interleave)(cols[0], cols[1], &r[0], &r[1]);
-        SSTORE(g, r[0]);
-        SSTORE(g + VL, r[1]);
+        V first, second;
+        VOP(interleave)(cols[0], cols[1], &first, &second);
+        SSTORE(g, first);
+        SSTORE(g + VL, second);
         return;
     }
     if (n < VL) {
