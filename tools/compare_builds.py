@@ -1,0 +1,97 @@
+"""Time this build against a previous one, side by side in one process, on the benchmark's
+workload (or other shapes): the check that no case got slower.
+
+The previous build is a checkout built in place (``python setup.py build_ext --inplace``
+there, e.g. in a ``git worktree`` of an older commit); its package is copied under another
+name, ``fastxent_previous``, so that both import in this process, and each case's calls
+alternate between the two in rounds, so that a slower stretch of a shared machine hits both
+alike. One thread; pin it to one core:
+
+    taskset -c 0 python tools/compare_builds.py /tmp/previous [--path avx2] [--shapes ...]
+"""
+
+import argparse
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import fastxent
+from fastxent import _kernels
+from fastxent._bench import DEFAULT_SHAPES
+from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
+
+
+def import_previous(checkout):
+    """The previous build's package, imported as ``fastxent_previous``."""
+    source = pathlib.Path(checkout) / "fastxent"
+    if not any(source.glob("_kernels*.so")) and not any(source.glob("_kernels*.pyd")):
+        raise SystemExit(f"{source} has no built kernels: run python setup.py build_ext "
+                         f"--inplace in {checkout} first")
+    where = pathlib.Path(tempfile.mkdtemp())
+    shutil.copytree(source, where / "fastxent_previous")
+    sys.path.insert(0, str(where))
+    import fastxent_previous
+    import fastxent_previous._kernels  # noqa: F401  (loaded on first use otherwise)
+    return fastxent_previous
+
+
+def call(module, logits, labels, y, grad, grad_out):
+    if y is None:
+        return lambda: module.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=labels, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
+            n_threads=1)
+    return lambda: module.nn.softmax_cross_entropy_with_logits(
+        labels=y, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
+        n_threads=1)
+
+
+def medians(calls, rounds, runs):
+    """Each call's median time over ``rounds`` rounds of ``runs`` calls, interleaved."""
+    times = {name: [] for name in calls}
+    for f in calls.values():
+        f()
+    for _ in range(rounds):
+        for name, f in calls.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("previous", help="a checkout of the previous build, built in place")
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES)
+    parser.add_argument("--path", default=_kernels.path())
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    previous = import_previous(args.previous)
+    previous._kernels.set_path(args.path)
+    _kernels.set_path(args.path)
+    print(f"path {args.path}, one thread; median of {args.rounds} x {args.runs} calls each, "
+          f"alternating\n")
+    print("| case | previous ms | this build ms | this / previous |")
+    print("| --- | --- | --- | --- |")
+    for shape, dtype in parse_shapes(args.shapes):
+        logits, labels = make_inputs(shape, dtype)
+        grad_out = np.empty_like(logits)
+        for kind in ("sparse", "dense"):
+            y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
+            for grad in (False, True):
+                times = medians({"previous": call(previous, logits, labels, y, grad, grad_out),
+                                 "this": call(fastxent, logits, labels, y, grad, grad_out)},
+                                args.rounds, args.runs)
+                print(f"| {shape[0]}x{shape[1]} {dtype.name} {kind} "
+                      f"{'loss+grad' if grad else 'loss'} | {times['previous'] * 1e3:.3f} | "
+                      f"{times['this'] * 1e3:.3f} | {times['this'] / times['previous']:.2f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
