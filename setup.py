@@ -2,12 +2,13 @@
 
 ``fastxent/_src/fx_kernels.c`` is compiled once per entry of ``fastxent/_src/fx_isa_list.h``
 that builds on this machine (on x86-64: AVX-512, AVX2+FMA, SSE2 and plain C; on aarch64:
-NEON and plain C), into separate objects linked into the one extension;
+NEON and plain C), into separate objects (compiled side by side) linked into the one extension;
 ``fx_dispatch.c`` picks among them at import. OpenMP is used when the compiler accepts it;
 otherwise the kernels build and run serially. FASTXENT_NO_OPENMP=1 forces the serial
 build.
 """
 
+import concurrent.futures
 import importlib.util
 import os
 import platform
@@ -76,8 +77,7 @@ class BuildKernels(build_ext):
 
     def build_extension(self, ext):
         machine = platform.machine()
-        built = []
-        objects = []
+        targets = []
         for isa in _isa_list():
             if not isa.builds_on(machine):
                 continue
@@ -88,16 +88,33 @@ class BuildKernels(build_ext):
                 print(f"fastxent: the compiler cannot target {isa.name}; skipping it",
                       file=sys.stderr)
                 continue
-            objects += self.compiler.compile(
+            targets.append(isa)
+        if not targets:
+            raise RuntimeError(f"fastxent: no instruction set of fx_isa_list.h builds on {machine}")
+
+        def compile_for(isa):
+            return self.compiler.compile(
                 [KERNEL_SOURCE], output_dir=os.path.join(self.build_temp, isa.name),
                 macros=[("FX_ISA", isa.name)], include_dirs=ext.include_dirs,
-                extra_postargs=OPTIMIZE + flags, depends=HEADERS)
-            built.append(isa.name)
-        if not built:
-            raise RuntimeError(f"fastxent: no instruction set of fx_isa_list.h builds on {machine}")
-        ext.define_macros.append(("FX_BUILT", " ".join(f"X({name})" for name in built)))
-        ext.extra_objects = objects
-        super().build_extension(ext)
+                extra_postargs=OPTIMIZE + isa.flags, depends=HEADERS)
+
+        # One compiler process per instruction set, side by side, while the extension's own
+        # sources compile; the link waits for them.
+        workers = min(len(targets), os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            pending = [pool.submit(compile_for, isa) for isa in targets]
+            link = self.compiler.link_shared_object
+
+            def link_with_kernels(objects, *args, **kwargs):
+                kernels = [obj for future in pending for obj in future.result()]
+                return link(objects + kernels, *args, **kwargs)
+
+            self.compiler.link_shared_object = link_with_kernels
+            ext.define_macros.append(("FX_BUILT", " ".join(f"X({isa.name})" for isa in targets)))
+            try:
+                super().build_extension(ext)
+            finally:
+                del self.compiler.link_shared_object
 
 
 openmp = _openmp_flags()

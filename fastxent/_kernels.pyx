@@ -923,7 +923,10 @@ def fast_sparse(object logits, object labels, bint want_grad, int reduction, obj
         step = 1
     else:
         return None
-    wp = &weight if w is None else <const double *>cnp.PyArray_DATA(w)
+    if w is None:
+        wp = &weight
+    else:
+        wp = <const double *>cnp.PyArray_DATA(w)
     if reduction == R_MEAN:
         denominator = _pairwise_sum(wp, n, step)
     elif reduction == R_OVER_BATCH:
