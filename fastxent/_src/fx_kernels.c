@@ -14,8 +14,8 @@
 #include "fx_simd.h"
 
 /* The stack arrays of rows in lanes: up to four vectors' width of classes. Which family
-   runs where is the table's lanes_cols and batch_cols (FX_LANES_COLS_*, FX_BATCH_COLS_* of
-   the ISA header, measured there). */
+   runs where is the table's lanes_cols and batch_cols (FX_LANES_COLS_*, FX_BATCH_COLS_*:
+   fx_simd.h's defaults or the ISA header's measurements). */
 #define FX_BLOCK_COLS_F32 (4 * VF_LANES)
 #define FX_BLOCK_COLS_F64 (4 * VD_LANES)
 

@@ -91,6 +91,47 @@
 
 #include FX_STR(FX_CAT(fx_simd_, FX_ISA).h)
 
+/* Where each kernel family takes over (fx_kernels.c's plan), in classes per row, for
+   float32, the half kinds and float64: rows in lanes up to FX_LANES_COLS_* (at most their
+   capacity, four vectors' width) or, with a gradient, FX_LANES_GRAD_COLS_*; row batches up
+   to FX_BATCH_COLS_* or, with dense labels, FX_DENSE_BATCH_COLS; row kernels beyond. An
+   ISA header defines those its measurements (tools/crossovers.py) moved; these defaults
+   are what every x86 path measured on a Zen 4 core: rows in lanes win up to their capacity
+   for every kind, row batches at every width measured up to 8192 (wider, a batch's rows
+   stop fitting in L2); with dense labels, from logits and labels larger than the caches,
+   the row kernels win from about 256 classes, where the batch's second pass reads the
+   labels from memory while its logits come back from L2. */
+#ifndef FX_LANES_COLS_F32
+#define FX_LANES_COLS_F32 (4 * VF_LANES)
+#endif
+#ifndef FX_LANES_COLS_F16
+#define FX_LANES_COLS_F16 (4 * VF_LANES)
+#endif
+#ifndef FX_LANES_COLS_F64
+#define FX_LANES_COLS_F64 (4 * VD_LANES)
+#endif
+#ifndef FX_LANES_GRAD_COLS_F32
+#define FX_LANES_GRAD_COLS_F32 FX_LANES_COLS_F32
+#endif
+#ifndef FX_LANES_GRAD_COLS_F16
+#define FX_LANES_GRAD_COLS_F16 FX_LANES_COLS_F16
+#endif
+#ifndef FX_LANES_GRAD_COLS_F64
+#define FX_LANES_GRAD_COLS_F64 FX_LANES_COLS_F64
+#endif
+#ifndef FX_BATCH_COLS_F32
+#define FX_BATCH_COLS_F32 8192
+#endif
+#ifndef FX_BATCH_COLS_F16
+#define FX_BATCH_COLS_F16 8192
+#endif
+#ifndef FX_BATCH_COLS_F64
+#define FX_BATCH_COLS_F64 8192
+#endif
+#ifndef FX_DENSE_BATCH_COLS
+#define FX_DENSE_BATCH_COLS 256
+#endif
+
 #include "fx_half.h"
 #ifndef FX_HALF_SCALARS
 #define fx_f16_to_float fx_half_to_float

@@ -4,23 +4,8 @@
 #define VF_LANES 8
 #define VD_LANES 4
 
-/* Where each kernel family takes over, in classes per row, for float32, the half kinds and
-   float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
-   row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
-   run as AVX2 (tools/crossovers.py): rows in lanes win up to their capacity for every
-   kind, row batches at every width measured up to 8192; wider, a batch's rows stop
-   fitting in L2. With a gradient, rows in lanes up to FX_LANES_GRAD_COLS_*; with
-   dense labels, row batches up to FX_DENSE_BATCH_COLS, as on AVX-512. */
-#define FX_LANES_COLS_F32 (4 * VF_LANES)
-#define FX_LANES_COLS_F16 (4 * VF_LANES)
-#define FX_LANES_COLS_F64 (4 * VD_LANES)
-#define FX_LANES_GRAD_COLS_F32 (4 * VF_LANES)
-#define FX_LANES_GRAD_COLS_F16 (4 * VF_LANES)
-#define FX_LANES_GRAD_COLS_F64 (4 * VD_LANES)
-#define FX_BATCH_COLS_F32 8192
-#define FX_BATCH_COLS_F16 8192
-#define FX_BATCH_COLS_F64 8192
-#define FX_DENSE_BATCH_COLS 256
+/* The planner's crossovers are fx_simd.h's defaults, measured on a Zen 4 core run as
+   AVX2 (tools/crossovers.py). */
 typedef __m256 vf;
 typedef __m256d vd;
 typedef __m256 mf;

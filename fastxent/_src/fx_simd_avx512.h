@@ -5,27 +5,13 @@
 #define VF_LANES 16
 #define VD_LANES 8
 
-/* Where each kernel family takes over, in classes per row, for float32, the half kinds and
-   float64: rows in lanes up to LANES_COLS (at most their capacity, four vectors' width),
-   row batches up to BATCH_COLS, row kernels beyond; measured on a Zen 4 core
-   (tools/crossovers.py): rows in lanes win up to their capacity for every kind, row
-   batches at every width measured up to 8192; wider, a batch's rows stop fitting in L2.
-   With a gradient and logits larger than the caches, rows in lanes write a line of each of
-   their rows per tile and lose to row batches from about 2.5 vectors' width
-   (FX_LANES_GRAD_COLS_*). With dense labels, from logits and labels larger than the caches,
-   the row kernels win
-   from about 256 classes (FX_DENSE_BATCH_COLS, every kind): the batch's second pass reads
-   the labels from memory while its logits come back from L2. */
-#define FX_LANES_COLS_F32 (4 * VF_LANES)
-#define FX_LANES_COLS_F16 (4 * VF_LANES)
-#define FX_LANES_COLS_F64 (4 * VD_LANES)
+/* The planner's crossovers (fx_simd.h) that differ here, measured on a Zen 4 core
+   (tools/crossovers.py): with a gradient and logits larger than the caches, rows in lanes
+   write a line of each of their rows per tile and lose to row batches from about 2.5
+   vectors' width. */
 #define FX_LANES_GRAD_COLS_F32 40
 #define FX_LANES_GRAD_COLS_F16 40
 #define FX_LANES_GRAD_COLS_F64 20
-#define FX_BATCH_COLS_F32 8192
-#define FX_BATCH_COLS_F16 8192
-#define FX_BATCH_COLS_F64 8192
-#define FX_DENSE_BATCH_COLS 256
 typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
