@@ -72,8 +72,8 @@ static FX_ALWAYS_INLINE T SFX(max_of)(const S *x, ptrdiff_t n)
 /* Elements per step of the chunk pass: a 64-byte cache line of T, or one vector if wider. */
 #define LINE (64 / (ptrdiff_t)sizeof(T) > VL ? 64 / (ptrdiff_t)sizeof(T) : VL)
 
-/* One step of the chunk pass over the VL entries at x[j] (see chunk_pass). */
-#define CHUNK_STEP(X, Y, E, S_, SY, SYX, COUNT)                                           \
+/* One step of a pass over the VL entries X at x[j] (chunk_pass, batch_row_pass). */
+#define PASS_STEP(X, Y, E, S_, SY, SYX, COUNT)                                            \
     do {                                                                                  \
         const V d_ = VOP(sub)(X, vm);                                                     \
         const M below_ = VOP(neq)(d_, zero);                                              \
@@ -118,12 +118,12 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const S *x, const S *y, ptrdiff_t n
             if (e)
                 FX_PREFETCH_W(e + j + ahead);
             for (k = j; k < j + LINE; k += VL)
-                CHUNK_STEP(SLOAD(x + k), VOP(fmadd)(va, SLOAD(y + k), vb),
-                           VOP(store)(e + k, e_), s0, sy0, syx0, below);
+                PASS_STEP(SLOAD(x + k), VOP(fmadd)(va, SLOAD(y + k), vb),
+                          VOP(store)(e + k, e_), s0, sy0, syx0, below);
         }
         for (; j < end; j += VL)
-            CHUNK_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb),
-                       VOP(store)(e + j, e_), s0, sy0, syx0, below);
+            PASS_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb),
+                      VOP(store)(e + j, e_), s0, sy0, syx0, below);
         sum = ADD_WIDE(sum, s0);
         if (y) {
             sum_y = ADD_WIDE(sum_y, sy0);
@@ -135,9 +135,9 @@ static FX_ALWAYS_INLINE void SFX(chunk_pass)(const S *x, const S *y, ptrdiff_t n
         const M real = MOP(first)(n - j);
         V s0 = zero, sy0 = zero, syx0 = zero;
         lanes += VL;
-        CHUNK_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
-                   VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
-                   VOP(store_part)(e + j, n - j, e_), s0, sy0, syx0, below);
+        PASS_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
+                  VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
+                  VOP(store_part)(e + j, n - j, e_), s0, sy0, syx0, below);
         sum = ADD_WIDE(sum, s0);
         if (y) {
             sum_y = ADD_WIDE(sum_y, sy0);
@@ -520,23 +520,6 @@ static FX_ALWAYS_INLINE V SFX(lane_sums)(V *v)
     return v[0];
 }
 
-/* One step of a batch row's pass over the VL entries X at x[j] (see batch_row_pass). */
-#define BATCH_STEP(X, Y, E, S_, B_, SY, SYX)                                              \
-    do {                                                                                  \
-        const V d_ = VOP(sub)(X, vm);                                                     \
-        const M below_ = VOP(neq)(d_, zero);                                              \
-        const V e_ = VOP(exp_nonpos)(d_);                                                 \
-        S_ = VOP(add_if)(below_, S_, e_);                                                 \
-        B_ = COP(add)(B_, below_);                                                        \
-        if (e)                                                                            \
-            E;                                                                            \
-        if (y) {                                                                          \
-            const V y_ = Y;                                                               \
-            SY = VOP(add)(SY, y_);                                                        \
-            SYX = VOP(add)(SYX, VOP(keep)(VOP(neq)(y_, zero), VOP(mul)(y_, d_)));         \
-        }                                                                                 \
-    } while (0)
-
 /* One row of a batch given its max vm: per lane, the sum of exp(x - m) below the max, and
    for dense labels y' = a y + b the sums of y' and of y' (x - m) where y' != 0; and the
    number of ties at the max (the lanes taken, pads included, less those below it). e (may be
@@ -564,23 +547,23 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
                 FX_PREFETCH(y + j + y_ahead);
             if (e && e_ahead)
                 FX_PREFETCH_W(e + j + e_ahead);
-            BATCH_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
-                       s0, count, sy0, sx0);
-            BATCH_STEP(SLOAD(x + j + VL), VOP(fmadd)(va, SLOAD(y + j + VL), vb),
-                       VOP(store)(e + j + VL, e_), s1, count, sy1, sx1);
+            PASS_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
+                      s0, sy0, sx0, count);
+            PASS_STEP(SLOAD(x + j + VL), VOP(fmadd)(va, SLOAD(y + j + VL), vb),
+                      VOP(store)(e + j + VL, e_), s1, sy1, sx1, count);
         }
         if (j < end) {
-            BATCH_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
-                       s0, count, sy0, sx0);
+            PASS_STEP(SLOAD(x + j), VOP(fmadd)(va, SLOAD(y + j), vb), VOP(store)(e + j, e_),
+                      s0, sy0, sx0, count);
             j += VL;
         }
         if (j == full && j < n) {
             /* -inf pads add exp(-inf) = 0 below the max; the labels' pads are masked */
             const M real = MOP(first)(n - j);
             lanes += VL;
-            BATCH_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
-                       VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
-                       VOP(store_part)(e + j, n - j, e_), s1, count, sy1, sx1);
+            PASS_STEP(SLOAD_PART(x + j, n - j, (T)-INFINITY),
+                      VOP(keep)(real, VOP(fmadd)(va, SLOAD_PART(y + j, n - j, 0), vb)),
+                      VOP(store_part)(e + j, n - j, e_), s1, sy1, sx1, count);
             j = n;
         }
         if (long_row) {
@@ -937,6 +920,5 @@ static void SFX(dense_lanes)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
 
 #undef FLUSH
 #undef EXACT_GRAD
-#undef CHUNK_STEP
-#undef BATCH_STEP
+#undef PASS_STEP
 #undef LINE
