@@ -3,15 +3,21 @@
 # that sdist (not from the tree), install the wheel in a fresh virtual environment, and run
 # a quick part of the sdist's own tests there, against the installed wheel. The sdist must
 # carry everything its tests need (conftest.py, reference.py, the typing files, docs/).
+# It builds from a scratch copy of the tracked tree, in virtual environments of its own, so
+# it can run beside other work on the same checkout.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-python -m pip install -q build
-python -m build --sdist --outdir "$work/dist" .
+mkdir "$work/tree"
+git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$work/tree")
+cd "$work/tree"
+python3 -m venv "$work/builder"
+"$work/builder/bin/python" -m pip install -q build
+"$work/builder/bin/python" -m build --sdist --outdir "$work/dist" .
 sdist="$(ls "$work"/dist/fastxent-*.tar.gz)"
-python -m pip wheel -q --no-deps --wheel-dir "$work/dist" "$sdist"
+"$work/builder/bin/python" -m pip wheel -q --no-deps --wheel-dir "$work/dist" "$sdist"
 wheel="$(ls "$work"/dist/fastxent-*.whl)"
 
 python3 -m venv "$work/venv"
