@@ -81,7 +81,7 @@ def _peers(X, y, coef, intercept, threads):
         W.grad = B.grad = None
         value = torch.nn.functional.linear_cross_entropy(Xt, W, yt, linear_bias=B)
         value.backward()
-        return float(value), W.grad.numpy().T
+        return float(value.detach()), W.grad.numpy().T
     calls["torch"] = torch_call
 
     G = np.empty((X.shape[0], coef.shape[1]), dtype)
