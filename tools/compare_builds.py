@@ -15,13 +15,12 @@ import pathlib
 import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 import fastxent
 from fastxent import _kernels
-from fastxent._bench import DEFAULT_SHAPES
+from fastxent._bench import DEFAULT_SHAPES, interleaved_timings
 from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
 
 
@@ -49,20 +48,6 @@ def call(module, logits, labels, y, grad, grad_out):
         n_threads=1)
 
 
-def medians(calls, rounds, runs):
-    """Each call's median time over ``rounds`` rounds of ``runs`` calls, interleaved."""
-    times = {name: [] for name in calls}
-    for f in calls.values():
-        f()
-    for _ in range(rounds):
-        for name, f in calls.items():
-            for _ in range(runs):
-                start = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("previous", help="a checkout of the previous build, built in place")
@@ -84,9 +69,11 @@ def main():
         for kind in ("sparse", "dense"):
             y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
             for grad in (False, True):
-                times = medians({"previous": call(previous, logits, labels, y, grad, grad_out),
-                                 "this": call(fastxent, logits, labels, y, grad, grad_out)},
-                                args.rounds, args.runs)
+                calls = {"previous": call(previous, logits, labels, y, grad, grad_out),
+                         "this": call(fastxent, logits, labels, y, grad, grad_out)}
+                # no time budget: exactly `runs` calls of each per round
+                timings = interleaved_timings(calls, 0.0, args.rounds, args.rounds * args.runs)
+                times = {name: t["median"] for name, t in timings.items()}
                 print(f"| {shape[0]}x{shape[1]} {dtype.name} {kind} "
                       f"{'loss+grad' if grad else 'loss'} | {times['previous'] * 1e3:.3f} | "
                       f"{times['this'] * 1e3:.3f} | {times['this'] / times['previous']:.2f} |",
