@@ -1427,6 +1427,45 @@ def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m
         _run_dense_given(&x, &y, &m[0], a, b, NULL, NULL, &p_scale[0], &y_scale[0], &g)
 
 
+# --- the row math for arrays (fastxent._lse: the split class axis on NumPy chunks) ------------
+
+def combine_normalizers(const double[::1] m1, const double[::1] r1, const double[::1] m2,
+                        const double[::1] r2, double[::1] m, double[::1] r):
+    """``(m, r)`` = ``fx_combine`` of the partials ``(m1, r1)`` and ``(m2, r2)``, elementwise
+    (all of one length; ``m`` and ``r`` may be ``m1`` and ``r1``)."""
+    cdef Py_ssize_t i, n = m1.shape[0]
+    cdef double mi, ri
+    if not (r1.shape[0] == m2.shape[0] == r2.shape[0] == m.shape[0] == r.shape[0] == n):
+        raise ValueError("the partials and the outputs must have one length")
+    with nogil:
+        for i in range(n):
+            mi, ri = m1[i], r1[i]
+            fx_combine(&mi, &ri, m2[i], r2[i])
+            m[i], r[i] = mi, ri
+
+
+def sparse_row_losses(const double[::1] m, const double[::1] r, const double[::1] xt,
+                      double[::1] out):
+    """``fx_sparse_loss`` of whole rows' normalizers and target logits, elementwise."""
+    cdef Py_ssize_t i, n = m.shape[0]
+    if not (r.shape[0] == xt.shape[0] == out.shape[0] == n):
+        raise ValueError("m, r, xt and out must have one length")
+    with nogil:
+        for i in range(n):
+            out[i] = fx_sparse_loss(m[i], r[i], xt[i])
+
+
+def dense_row_losses(const double[::1] r, const double[::1] sum_y, const double[::1] sum_yx,
+                     double[::1] out):
+    """``fx_dense_loss`` with ``log_s = log1p(r)``, elementwise."""
+    cdef Py_ssize_t i, n = r.shape[0]
+    if not (sum_y.shape[0] == sum_yx.shape[0] == out.shape[0] == n):
+        raise ValueError("r, sum_y, sum_yx and out must have one length")
+    with nogil:
+        for i in range(n):
+            out[i] = fx_dense_loss(sum_y[i], log1p(r[i]), sum_yx[i])
+
+
 # --- test hooks and facts -------------------------------------------------------------------
 
 def _vector_math(cnp.ndarray values, cnp.ndarray out, str function):

@@ -2,24 +2,43 @@
 partial normalizers, and the finishing of a row's loss from its normalizer, under the C
 functions' names (the Dask frontend's split class axis uses them).
 
-The same rule as ``fx_combine`` in ``_src/fx_kernels.h`` and the CUDA kernels: a
-row's normalizer is ``(m, r)`` with ``sum(exp(x - m)) = 1 + r``; ``(-inf, -1)``
-is the empty normalizer; a NaN ``r`` stays NaN.
+A row's normalizer is ``(m, r)`` with ``sum(exp(x - m)) = 1 + r``; ``(-inf, -1)`` is the
+empty normalizer; a NaN ``r`` stays NaN. On NumPy arrays these run the C functions
+themselves (``fastxent._kernels``), so a split class axis gives the bits of a whole row;
+on other arrays (CuPy) the same expressions, in the same order, in the array library.
 """
 
 import numpy as np
 
 
+def _flat(*arrays):
+    """The arrays broadcast together, as contiguous float64 vectors, and their shape."""
+    arrays = np.broadcast_arrays(*arrays)
+    return [np.ascontiguousarray(a, np.float64).reshape(-1) for a in arrays], arrays[0].shape
+
+
 def fx_combine(m1, r1, m2, r2, xp=np):
-    """Combine two arrays of partial normalizers elementwise; returns (m, r)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        empty1 = (m1 == -np.inf) & (r1 == -1)
-        empty2 = (m2 == -np.inf) & (r2 == -1)
-        first = m1 >= m2
-        m = xp.where(first, m1, m2)
-        r = xp.where(first, r1 + (1 + r2) * xp.exp(m2 - m1), r2 + (1 + r1) * xp.exp(m1 - m2))
-        r = xp.where(empty1, r2, xp.where(empty2, r1, r))
-        m = xp.where(empty1, m2, xp.where(empty2, m1, m))
+    """Combine two arrays of partial normalizers elementwise; returns (m, r).
+
+    As ``fx_combine``: the larger max keeps its ``r`` and takes the other's ``1 + r``
+    scaled by ``exp`` of the difference; tied maxima give ``(r1 + 1) + r2``.
+    """
+    if xp is np:
+        from . import _kernels
+
+        (m1, r1, m2, r2), shape = _flat(m1, r1, m2, r2)
+        m, r = np.empty_like(m1), np.empty_like(m1)
+        _kernels.combine_normalizers(m1, r1, m2, r2, m, r)
+        return m.reshape(shape), r.reshape(shape)
+    empty1 = (m1 == -np.inf) & (r1 == -1)
+    empty2 = (m2 == -np.inf) & (r2 == -1)
+    second = m2 > m1
+    m = xp.where(second, m2, m1)
+    r = xp.where(second, r2 + (1.0 + r1) * xp.exp(xp.where(second, m1 - m2, 0.0)),
+                 xp.where(m2 == m1, (r1 + 1.0) + r2,
+                          r1 + (1.0 + r2) * xp.exp(xp.where(second, 0.0, m2 - m1))))
+    r = xp.where(empty2, r1, xp.where(empty1, r2, r))
+    m = xp.where(empty2, m1, xp.where(empty1, m2, m))
     return m, r
 
 
@@ -38,12 +57,26 @@ def finish(m, r, xp=np):
 
 
 def fx_sparse_loss(m, r, xt, xp=np):
-    """``lse - x_t`` from a whole row's normalizer and target logit (NaN rows stay NaN)."""
-    with np.errstate(invalid="ignore"):
-        return xp.log1p(r) + (m - xt)
+    """``log1p(r) + (m - x_t)`` from a whole row's normalizer and target logit (NaN rows
+    stay NaN)."""
+    if xp is np:
+        from . import _kernels
+
+        (m, r, xt), shape = _flat(m, r, xt)
+        out = np.empty_like(m)
+        _kernels.sparse_row_losses(m, r, xt, out)
+        return out.reshape(shape)
+    return xp.log1p(r) + (m - xt)
 
 
-def fx_dense_loss(sum_y, log_s, sum_yx):
-    """``sum(y') lse - sum(y' x)`` from ``log_s = log1p(r)`` and the sums relative to the max."""
-    with np.errstate(invalid="ignore"):
-        return sum_y * log_s - sum_yx
+def fx_dense_loss(r, sum_y, sum_yx, xp=np):
+    """``sum(y') log1p(r) - sum(y' (x - m))``: ``sum(y') lse - sum(y' x)`` from a whole
+    row's normalizer and its sums relative to the max (so that the max cancels)."""
+    if xp is np:
+        from . import _kernels
+
+        (r, sum_y, sum_yx), shape = _flat(r, sum_y, sum_yx)
+        out = np.empty_like(r)
+        _kernels.dense_row_losses(r, sum_y, sum_yx, out)
+        return out.reshape(shape)
+    return sum_y * xp.log1p(r) - sum_yx

@@ -12,6 +12,7 @@ A new backend is done when it is added to ``BACKENDS`` here and this file passes
 (docs/ADDING_A_BACKEND.md).
 """
 
+import math
 import types
 
 import numpy as np
@@ -201,6 +202,63 @@ def test_first_invalid_label(backend):
     labels = np.array([0, 4, 2, 5, -1], np.int64)
     assert int(backend.first_invalid_label(_to(backend, labels), 5)) == 3
     assert int(backend.first_invalid_label(_to(backend, labels[:3]), 5)) == -1
+
+
+def _tied_and_untied_partials(rng, n=20_000):
+    """Pairs of partial normalizers: half with tied maxima, sums of mixed sizes, and the
+    empty partial, -inf maxima and NaN sums among them."""
+    m1 = rng.standard_normal(n) * 10
+    m2 = np.where(rng.random(n) < 0.5, m1, rng.standard_normal(n) * 10)
+    r1 = 10.0 ** rng.uniform(-12, 8, n)
+    r2 = 10.0 ** rng.uniform(-12, 8, n)
+    m1[:4], r1[:4] = -np.inf, -1.0          # empty first
+    m2[4:8], r2[4:8] = -np.inf, -1.0        # empty second
+    m1[8], m2[8], r1[8], r2[8] = -np.inf, -np.inf, 0.0, 2.0
+    r1[9], m2[10] = np.nan, np.nan
+    return m1, r1, m2, r2
+
+
+def test_the_python_combine_rule_gives_the_c_rules_bits(rng):
+    """``fastxent._lse`` runs C's ``fx_combine`` on NumPy arrays (a split class axis on the
+    CPU), and the array-library form (CuPy) matches it: bit for bit where the maxima tie,
+    ``(r1 + 1) + r2`` as in C, and to the exp's last bits elsewhere."""
+    m1, r1, m2, r2 = _tied_and_untied_partials(rng)
+    want_m, want_r = np.empty_like(m1), np.empty_like(m1)
+    for i in range(m1.size):
+        want_m[i], want_r[i] = _c_combine(m1[i], r1[i], m2[i], r2[i])
+    m, r = _lse.fx_combine(m1, r1, m2, r2)
+    np.testing.assert_array_equal(m, want_m)
+    np.testing.assert_array_equal(r, want_r)
+    array_library = types.SimpleNamespace(where=np.where, exp=np.exp)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m, r = _lse.fx_combine(m1, r1, m2, r2, array_library)
+    np.testing.assert_array_equal(m, want_m)
+    tied = m1 == m2
+    assert tied.sum() > 5000
+    np.testing.assert_array_equal(r[tied], want_r[tied])
+    np.testing.assert_allclose(r, want_r, rtol=1e-15)
+
+
+def _c_combine(m, r, mc, rc):
+    """``fx_combine`` of _src/fx_kernels.h, one pair (NumPy scalars: no exceptions)."""
+    if mc == -np.inf and rc == -1.0:
+        return m, r
+    if m == -np.inf and r == -1.0:
+        return mc, rc
+    if mc > m:
+        return mc, rc + (1.0 + r) * math.exp(m - mc)
+    if mc == m:
+        return m, r + 1.0 + rc
+    return m, r + (1.0 + rc) * math.exp(mc - m)
+
+
+def test_the_split_class_axis_row_losses_are_the_c_functions(rng):
+    m, r = rng.standard_normal(50) * 5, 10.0 ** rng.uniform(-10, 5, 50)
+    xt, sy, syx = rng.standard_normal(50), rng.random(50), rng.standard_normal(50)
+    np.testing.assert_array_equal(_lse.fx_sparse_loss(m, r, xt),
+                                  [math.log1p(a) + (b - c) for a, b, c in zip(r, m, xt)])
+    np.testing.assert_array_equal(_lse.fx_dense_loss(r, sy, syx),
+                                  [s * math.log1p(a) - q for a, s, q in zip(r, sy, syx)])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
