@@ -24,6 +24,20 @@ def is_float(dtype):
     return (dtype.kind == "f" and dtype.newbyteorder("=") in FLOAT_DTYPES) or is_bfloat16(dtype)
 
 
+def real_array(a, name):
+    """``a`` if it holds real numbers (booleans, integers, floats, bfloat16), else TypeError."""
+    if not (a.dtype.kind in "biuf" or is_bfloat16(a.dtype)):
+        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    return a
+
+
+def losses_array(losses, xp):
+    """Given per-example ``losses`` (``compute_weighted_loss``): real, integers as float64."""
+    _given(losses, "losses")
+    losses = real_array(xp.asarray(losses), "losses")
+    return losses.astype(np.float64) if losses.dtype.kind in "biu" else losses
+
+
 def compute_dtype(dtype):
     """The dtype the kernels compute in: float32 for float16 and bfloat16, else the dtype."""
     dtype = np.dtype(dtype)

@@ -76,9 +76,7 @@ def weights_array(weights, losses_shape, xp):
     """``weights`` checked against the losses' shape (TensorFlow's broadcast rule), float64."""
     if weights is None:
         raise ValueError("weights must be given (a scalar or an array), got None")
-    w = xp.asarray(weights)
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
+    w = _checks.real_array(xp.asarray(weights), "weights")
     losses_shape = tuple(losses_shape)
     if w.ndim != 0 and (w.ndim != len(losses_shape)
                         or any(d not in (1, n) for d, n in zip(w.shape, losses_shape))):
@@ -373,15 +371,8 @@ def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, g
 def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_out=None,
              n_threads=None):
     """``compute_weighted_loss``: weight and reduce given losses (no kernel)."""
-    backend = backend_for(losses=losses, weights=weights)
-    if losses is None:
-        raise ValueError("losses must be given, got None")
-    xp = backend.xp
-    losses = xp.asarray(losses)
-    if losses.dtype.kind in "biu":
-        losses = losses.astype(np.float64)
-    elif losses.dtype.kind != "f":
-        raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
+    xp = backend_for(losses=losses, weights=weights).xp
+    losses = _checks.losses_array(losses, xp)
     _checks.check_n_threads(n_threads)
     weighting = Weighting(weights, losses.shape, reduction, xp)
     dtype = losses.dtype.newbyteorder("=")

@@ -415,11 +415,7 @@ def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_ou
              n_threads=None):
     """As ``fastxent._core.weighted``, lazily."""
     _no_out(out, grad_out)
-    losses = _as_dask(losses, "losses")
-    if losses.dtype.kind in "biu":
-        losses = losses.astype(np.float64)
-    elif losses.dtype.kind != "f":
-        raise TypeError(f"losses must be real numbers, got dtype {losses.dtype}")
+    losses = _checks.losses_array(_as_dask(losses, "losses"), _da())
     factor, _, reduce = weighting(weights, losses.shape, reduction)
     result = reduce(losses * factor, losses.dtype)
     return (result, factor.astype(losses.dtype)) if return_grad else result

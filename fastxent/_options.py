@@ -22,7 +22,7 @@ both use it.
 
 import numpy as np
 
-from ._checks import contiguous, label_smoothing_value
+from ._checks import contiguous, label_smoothing_value, real_array
 
 
 class SparseOptions:
@@ -90,9 +90,7 @@ class SparseOptions:
 
 def class_weight_array(class_weight, num_classes, xp=np):
     """``class_weight`` checked (real, finite, one per class) as contiguous float64."""
-    u = xp.asarray(class_weight)
-    if u.dtype.kind not in "biuf":
-        raise TypeError(f"class_weight must be real numbers, got dtype {u.dtype}")
+    u = real_array(xp.asarray(class_weight), "class_weight")
     if u.shape != (num_classes,):
         raise ValueError(f"class_weight must have one weight per class, shape "
                          f"({num_classes},); got shape {u.shape}")

@@ -71,6 +71,23 @@ def test_losses_and_outputs(rng):
     _close(grad_out, want_grad)
 
 
+def test_weights_class_weights_and_losses_may_be_bfloat16(rng):
+    """Weights, class weights and given losses in bfloat16 count as the float32 values they
+    hold."""
+    x, t, y = _case(rng)
+    w, u = rng.random(37).astype(BF16), rng.random(11).astype(BF16)
+    wide_w, wide_u = w.astype(np.float32), u.astype(np.float32)
+    np.testing.assert_array_equal(
+        losses.sparse_softmax_cross_entropy(t, x, w, reduction="mean"),
+        losses.sparse_softmax_cross_entropy(t, x, wide_w, reduction="mean"))
+    np.testing.assert_array_equal(
+        nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, class_weight=u),
+        nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, class_weight=wide_u))
+    total = losses.compute_weighted_loss(w, w, reduction="sum")
+    assert np.asarray(total).dtype == BF16
+    _close(total, float(np.sum(wide_w.astype(np.float64) ** 2)))
+
+
 def test_options_and_dask(rng):
     x, t, _ = _case(rng)
     smooth = nn.sparse_softmax_cross_entropy_with_logits(labels=t, logits=x, label_smoothing=0.1,
