@@ -2,7 +2,7 @@
 
 A backend runs the kernels on the rows the core hands it: 2-D ``(rows, classes)`` arrays
 of its own array type, already checked. The core (``fastxent._core``) is its only caller;
-the Dask frontend reaches a chunk's backend through ``chunk_backend``. Adding a backend is
+the Dask executor reaches a chunk's backend through ``chunk_backend``. Adding a backend is
 one module with these primitives and one line in ``REGISTRY`` (docs/ADDING_A_BACKEND.md).
 """
 
@@ -18,7 +18,7 @@ REGISTRY = {
     "numpy": "fastxent._cpu",
     "cupy": "fastxent._cuda",
 }
-# Array libraries handled by a frontend over the core instead (fastxent._dask).
+# Array libraries whose calls the core runs lazily, block by block (fastxent._dask).
 LAZY = ("dask",)
 _DEFAULT = "numpy"
 _NAMES = {"numpy": "the CPU (NumPy)", "cupy": "the GPU (CuPy)"}

@@ -24,6 +24,13 @@ def is_float(dtype):
     return (dtype.kind == "f" and dtype.newbyteorder("=") in FLOAT_DTYPES) or is_bfloat16(dtype)
 
 
+def known_shape(array, name):
+    """Refuse a Dask array of unknown chunk sizes (after a boolean mask, for example)."""
+    if any(size != size for size in getattr(array, "shape", ())):   # NaN: unknown
+        raise ValueError(f"{name} has unknown chunk sizes (shape {array.shape}); call "
+                         f"{name}.compute_chunk_sizes() first")
+
+
 def real_array(a, name):
     """``a`` if it holds real numbers (booleans, integers, floats, bfloat16), else TypeError."""
     if not (a.dtype.kind in "biuf" or is_bfloat16(a.dtype)):

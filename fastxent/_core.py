@@ -1,66 +1,29 @@
-"""The one path from the public functions to a backend.
+"""The one path from the public functions to the kernels: plan, then run.
 
-Every public function is an adapter over ``sparse``, ``dense`` or ``weighted`` here:
-check the arguments (``fastxent._checks``, once, before any output is written), lay the
-batch out as rows (``fastxent._rows``), compute the reduction's per-row factor
-``w_i / denominator`` (``Weighting``), then make the one backend call, which writes the
-loss and the already-scaled gradient in one pass over the logits. Written against the
-array namespace of the inputs (NumPy, CuPy). Dask arrays go to ``fastxent._dask``, a
-frontend over the same pieces.
+Every public function is an adapter over ``sparse``, ``dense`` or ``weighted`` here. Each
+first makes a plan (``plan_sparse``, ``plan_dense``): the arguments checked once, before
+any output is written (``fastxent._checks``), and laid out: the class axis, the labels
+(rows masked by ``where`` become ignored rows), PyTorch's options as kernel coefficients,
+the checked weights and the reduction (``fastxent._reduce``). The plan then runs on the
+arrays' kind: eagerly on their backend (NumPy, CuPy: one backend call over the batch laid
+out as rows, ``fastxent._rows``, which writes the loss and the already-scaled gradient in
+one pass), or lazily on Dask (``fastxent._dask``), block by block, each block the same
+eager step (``fastxent._rows.run_sparse_rows``, ``run_dense_rows``) on its chunk's
+backend.
 """
 
-import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import _checks, _rows
-from ._backend import backend_for, default_backend
+from ._backend import backend_for, default_backend, is_lazy
 from ._options import SparseOptions, class_weight_array
+from ._reduce import REDUCTION_CODES, Reduction, Weighting, weights_array
 
-__all__ = ["REDUCTION_CODES", "Reduction", "Weighting", "dense", "fast_sparse", "sparse",
-           "weighted"]
-
-
-class Reduction:
-    """Types of loss reduction (``tf.compat.v1.losses.Reduction``).
-
-    Plain strings; a string is accepted wherever a Reduction is, and so are the
-    lowercase names without ``weighted_`` (``"mean"``, ``"sum"``, Keras's
-    ``"sum_over_batch_size"``; PyTorch's ``"mean"``, ``"sum"`` and ``"none"`` mean the same).
-    """
-
-    NONE = "none"
-    SUM = "weighted_sum"
-    MEAN = "weighted_mean"
-    SUM_OVER_BATCH_SIZE = "weighted_sum_over_batch_size"
-    SUM_BY_NONZERO_WEIGHTS = "weighted_sum_by_nonzero_weights"
-    SUM_OVER_NONZERO_WEIGHTS = SUM_BY_NONZERO_WEIGHTS
-
-    @classmethod
-    def all(cls):
-        return (cls.NONE, cls.SUM, cls.MEAN, cls.SUM_OVER_BATCH_SIZE, cls.SUM_BY_NONZERO_WEIGHTS)
-
-    @classmethod
-    def validate(cls, key):
-        """The reduction ``key`` names (a Reduction, or a short name), else ValueError."""
-        if isinstance(key, str):
-            key = _REDUCTION_NAMES.get(key, key)
-        if not isinstance(key, str) or key not in cls.all():
-            raise ValueError(f"Invalid Reduction Key {key!r}; expected one of {cls.all()} "
-                             f"or {tuple(_REDUCTION_NAMES)}")
-        return key
-
-
-_REDUCTION_NAMES = {"mean": Reduction.MEAN, "sum": Reduction.SUM,
-                    "sum_over_batch_size": Reduction.SUM_OVER_BATCH_SIZE,
-                    "sum_by_nonzero_weights": Reduction.SUM_BY_NONZERO_WEIGHTS,
-                    "sum_over_nonzero_weights": Reduction.SUM_BY_NONZERO_WEIGHTS}
-
-
-# fast_sparse's codes, every name of a reduction included: -1 is nn's per-row loss
-REDUCTION_CODES = {Reduction.NONE: 0, Reduction.SUM: 1, Reduction.MEAN: 2,
-                   Reduction.SUM_OVER_BATCH_SIZE: 3, Reduction.SUM_BY_NONZERO_WEIGHTS: 4}
-REDUCTION_CODES.update({name: REDUCTION_CODES[key] for name, key in _REDUCTION_NAMES.items()})
+__all__ = ["REDUCTION_CODES", "Reduction", "Weighting", "dense", "fast_sparse", "plan_dense",
+           "plan_sparse", "sparse", "weighted"]
 
 
 def fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_threads):
@@ -72,77 +35,25 @@ def fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_
     return fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_threads)
 
 
-def weights_array(weights, losses_shape, xp):
-    """``weights`` checked against the losses' shape (TensorFlow's broadcast rule), float64."""
-    if weights is None:
-        raise ValueError("weights must be given (a scalar or an array), got None")
-    w = _checks.real_array(xp.asarray(weights), "weights")
-    losses_shape = tuple(losses_shape)
-    if w.ndim != 0 and (w.ndim != len(losses_shape)
-                        or any(d not in (1, n) for d, n in zip(w.shape, losses_shape))):
-        raise ValueError(f"weights can not be broadcast to values. values.shape={losses_shape}, "
-                         f"weights.shape={w.shape}")
-    return w.astype(np.float64)
+def _lazy_namespace():
+    """``dask.array``, the namespace of a lazy call (Dask is an optional dependency)."""
+    import dask.array as da
+
+    return da
 
 
-class Weighting:
-    """Weights broadcast to the losses' shape, and the reduction's denominator.
-
-    ``mass`` (the losses' shape, float64), when given, multiplies the weights in what
-    ``MEAN`` sums, and ``keep`` marks the losses that count at all (PyTorch's options:
-    ``a * u[t]`` and the rows not ignored).
-    """
-
-    def __init__(self, weights, losses_shape, reduction, xp=np, mass=None, keep=None):
-        self.xp = xp
-        self.reduction = Reduction.validate(reduction)
-        self.weights = weights_array(weights, losses_shape, xp)
-        self.broadcast = xp.broadcast_to(self.weights, tuple(losses_shape))
-        counted = self.broadcast if keep is None else xp.where(keep, self.broadcast, 0.0)
-        if self.reduction in (Reduction.NONE, Reduction.SUM):
-            self.denominator = 1.0
-        elif self.reduction == Reduction.MEAN:
-            self.denominator = float(xp.sum(counted if mass is None else self.broadcast * mass))
-        elif self.reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-            self.denominator = float(xp.count_nonzero(counted))
-        elif keep is not None:
-            self.denominator = float(xp.count_nonzero(keep))
-        else:
-            self.denominator = float(math.prod(losses_shape))
-        # A zero denominator gives exactly 0 and a zero gradient (div_no_nan).
-        self.zero = self.denominator == 0
-
-    @property
-    def result_shape(self):
-        return self.broadcast.shape if self.reduction == Reduction.NONE else ()
-
-    def row_scale(self):
-        """The gradient factor ``w_i / denominator``, per row, or one value for all."""
-        if self.weights.ndim == 0:
-            return (self.weights / self.denominator).reshape(1)
-        return self.xp.ascontiguousarray(self.broadcast / self.denominator).reshape(-1)
-
-    def reduce(self, losses, dtype, out):
-        """The reduced value of per-row ``losses`` (summed in float64), as ``dtype``, into ``out``.
-
-        A scalar result is a NumPy scalar for NumPy inputs and a 0-d array on the
-        GPU (it stays on the device).
-        """
-        xp = self.xp
-        if self.reduction == Reduction.NONE:
-            if out is None:
-                return (losses * self.broadcast).astype(dtype)
-            xp.multiply(losses, self.broadcast, out=out, casting="same_kind")
-            return out
-        if self.zero:
-            value = xp.zeros((), np.float64)
-        else:
-            value = xp.sum(losses * self.broadcast, dtype=np.float64) / self.denominator
-        if out is not None:
-            out[()] = value
-            return out
-        result = xp.asarray(value).astype(dtype)
-        return result[()] if xp is np else result
+def _namespace(**arrays):
+    """The array namespace of a call: ``dask.array`` if any argument is a Dask array, else
+    its backend's (``backend_for``)."""
+    if all(type(array) is np.ndarray or array is None for array in arrays.values()):
+        return np, default_backend()   # the common call, decided at once
+    _checks.refuse_unsupported(**arrays)
+    if is_lazy(*arrays.values()):
+        for name, array in arrays.items():
+            _checks.known_shape(array, name)
+        return _lazy_namespace(), None
+    backend = backend_for(**arrays)
+    return backend.xp, backend
 
 
 def squeeze_last(xp, array, rank):
@@ -169,16 +80,50 @@ def _zero_grad(xp, grad_out, shape, dtype):
 _MASKED = int(np.iinfo(np.int64).min)   # the label of a row masked by ``where``
 
 
-def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=False,
-           out=None, grad_out=None, n_threads=None, validate=None, ignore_index=None,
-           class_weight=None, label_smoothing=0.0, where=None, squeeze=False):
-    """Softmax cross-entropy of integer labels along the class ``axis``, per row
-    (``reduction=None``: ``nn``'s function) or weighted and reduced (``losses``'). ``squeeze``
-    drops a trailing 1 from ``labels`` and ``weights``; ``where`` masks rows (loss and
-    gradient 0, labels unchecked). Returns the loss, and the gradient with ``return_grad``."""
-    backend = (backend_for(labels=labels, logits=logits) if reduction is None
-               else backend_for(labels=labels, logits=logits, weights=weights))
-    xp = backend.xp
+@dataclass
+class SparsePlan:
+    """A checked call with integer labels: what every executor runs."""
+
+    logits: Any          # checked float logits, the caller's layout
+    labels: Any          # integers of the batch's shape; a row masked by where is ignored
+    axis: int            # the class axis of logits, >= 0
+    options: Any         # SparseOptions, or None without options
+    reduction: Any       # a Reduction, or None for nn's per-row loss
+    weights: Any         # checked float64 weights (with a reduction)
+    validate: Any
+    n_threads: Any
+
+    @property
+    def num_classes(self):
+        return self.logits.shape[self.axis]
+
+    @property
+    def ignore_index(self):
+        return None if self.options is None else self.options.ignore_index
+
+    def kernel_options(self, xp):
+        """The keyword options of a backend's ``sparse_rows``, on the namespace ``xp``."""
+        return {} if self.options is None else self.options.on(xp).kernel_options()
+
+    def weighting(self, label_rows, xp):
+        """The reduction's ``Weighting`` over the checked labels (the batch's shape), or None."""
+        if self.reduction is None:
+            return None
+        options = None if self.options is None else self.options.on(xp)
+        return Weighting(
+            self.weights, self.labels.shape, self.reduction, xp,
+            mass=None if options is None else options.row_mass(label_rows),
+            keep=None if options is None or options.ignore_index is None
+            else options.keep(label_rows))
+
+
+def plan_sparse(labels, logits, xp, *, axis=-1, weights=None, reduction=None, validate=None,
+                ignore_index=None, class_weight=None, label_smoothing=0.0, where=None,
+                squeeze=False, n_threads=None, options_xp=None):
+    """Check a call with integer labels and lay it out (``SparsePlan``). ``squeeze`` drops a
+    trailing 1 from ``labels`` and ``weights`` (TensorFlow's squeezable dimension);
+    ``where`` masks rows; ``options_xp``: the namespace of the class weights (NumPy for a
+    lazy call: each block moves them to its chunk's)."""
     logits = _checks.logits_array(logits, xp)
     axis = _checks.normalize_axis(axis, logits.ndim)
     if squeeze:
@@ -187,89 +132,110 @@ def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad
     labels = _checks.sparse_labels_array(labels, logits.shape, xp, axis=axis)
     _checks.at_least_one_class(logits.shape, axis)
     num_classes = logits.shape[axis]
-    batch = labels.shape
-    if where is not None and xp.ndim(where) == logits.ndim:
+    if where is not None and np.ndim(where) == logits.ndim:
         raise NotImplementedError(
             "where= of single logits is available for label distributions "
             "(softmax_cross_entropy_with_logits); for integer labels pass a mask of rows")
-    mask = _checks.row_mask(where, batch, xp)
+    mask = _checks.row_mask(where, labels.shape, xp)
     if mask is not None:
         ignore_index = _MASKED if ignore_index is None else ignore_index
-    options = (SparseOptions(ignore_index, class_weight, label_smoothing, num_classes, xp)
+    options = (SparseOptions(ignore_index, class_weight, label_smoothing, num_classes,
+                             options_xp or xp)
                if SparseOptions.given(ignore_index, class_weight, label_smoothing) else None)
     n_threads = _checks.check_n_threads(n_threads)
     if mask is not None:
         labels = xp.where(mask, labels, options.ignore_index)
-    label_rows = _checks.sparse_label_rows(
-        labels, num_classes, backend, validate,
-        ignore_index=None if options is None else options.ignore_index)
-    weighting = None
     if reduction is not None:
-        weighting = Weighting(
-            weights, batch, reduction, xp,
-            mass=None if options is None else options.row_mass(label_rows).reshape(batch),
-            keep=None if options is None or options.ignore_index is None
-            else options.keep(label_rows).reshape(batch))
-    result_shape = batch if weighting is None else weighting.result_shape
+        reduction = Reduction.validate(reduction)
+        weights = weights_array(weights, labels.shape, xp)
+    return SparsePlan(logits, labels, axis, options, reduction, weights, validate, n_threads)
+
+
+def sparse(labels, logits, *, weights=None, reduction=None, return_grad=False, out=None,
+           grad_out=None, **call):
+    """Softmax cross-entropy of integer labels along the class ``axis``, per row
+    (``reduction=None``: ``nn``'s function) or weighted and reduced (``losses``'). The
+    keywords of ``plan_sparse``. Returns the loss, and the gradient with ``return_grad``."""
+    arrays = dict(labels=labels, logits=logits, where=call.get("where"))
+    if reduction is not None:
+        arrays["weights"] = weights
+    xp, backend = _namespace(**arrays)
+    if backend is None:
+        from . import _dask
+
+        _dask.no_outputs(out, grad_out)
+        return _dask.sparse(plan_sparse(labels, logits, xp, weights=weights, reduction=reduction,
+                                        options_xp=np, **call), return_grad)
+    plan = plan_sparse(labels, logits, xp, weights=weights, reduction=reduction, **call)
+    logits = plan.logits
+    label_rows = _checks.sparse_label_rows(plan.labels, plan.num_classes, backend, plan.validate,
+                                           ignore_index=plan.ignore_index)
+    weighting = plan.weighting(label_rows.reshape(plan.labels.shape), xp)
+    result_shape = plan.labels.shape if weighting is None else weighting.result_shape
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad, result_shape=result_shape,
-        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits", xp=xp)
-    kernel_options = {} if options is None else options.kernel_options()
+        grad_shape=logits.shape, dtype=logits.dtype,
+        inputs={"logits": logits, "labels": plan.labels}, in_place_of="logits", xp=xp)
     if weighting is None:
-        loss, grad, _ = _rows.fused(backend, logits, label_rows, axis=axis, sparse=True,
-                                    loss_dtype=logits.dtype, out=out, want_grad=return_grad,
-                                    grad_out=grad_out, options=kernel_options,
-                                    n_threads=n_threads)
+        loss, grad = _rows.run_sparse_rows(plan, backend, logits, plan.labels,
+                                           label_rows=label_rows, want_grad=return_grad,
+                                           out=out, grad_out=grad_out)
         loss = _scalar_if_0d(loss, out)
         return (loss, grad) if return_grad else loss
     if weighting.zero:
         grad = _zero_grad(xp, grad_out, logits.shape, logits.dtype) if return_grad else None
-        losses = xp.zeros(batch)
+        losses = xp.zeros(plan.labels.shape)
     else:
-        losses, grad, _ = _rows.fused(
-            backend, logits, label_rows, axis=axis, sparse=True,
-            loss_dtype=_checks.compute_dtype(logits.dtype), want_grad=return_grad,
-            grad_out=grad_out, scale=weighting.row_scale(), options=kernel_options,
-            n_threads=n_threads)
+        losses, grad = _rows.run_sparse_rows(plan, backend, logits, plan.labels,
+                                             label_rows=label_rows, want_grad=return_grad,
+                                             grad_out=grad_out, scale=weighting.row_scale())
     loss = weighting.reduce(losses, logits.dtype, out)
     return (loss, grad) if return_grad else loss
 
 
-def _sum_to_shape(xp, full, shape):
-    """Sum ``full`` over the axes along which an array of ``shape`` was broadcast to it."""
-    lead = full.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
-    if not axes:
-        return full
-    return xp.sum(full, axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
+@dataclass
+class DensePlan:
+    """A checked call with label distributions: what every executor runs."""
+
+    logits: Any          # checked float logits, the caller's layout
+    labels: Any          # a view broadcast to the logits' shape, of a dtype the kernels read
+    labels_shape: Any    # the labels' own shape (their gradient is summed back to it)
+    axis: int            # the class axis, >= 0
+    label_coef: Any      # (a, b): the labels used are a * labels + b (label smoothing)
+    class_weight: Any    # float64 per class, or None
+    entries: Any         # where of the logits' rank (single logits kept), or None
+    rows: Any            # where of the batch's shape (rows kept), or None
+    reduction: Any
+    weights: Any
+    n_threads: Any
+
+    @property
+    def batch_shape(self):
+        shape = self.logits.shape
+        return shape[:self.axis] + shape[self.axis + 1:]
+
+    def kernel_options(self, xp):
+        """The keyword options of a backend's ``dense_rows``, on the namespace ``xp``."""
+        return {} if self.class_weight is None else {"class_weight": xp.asarray(self.class_weight)}
+
+    def weighting(self, xp):
+        return None if self.reduction is None else Weighting(self.weights, self.batch_shape,
+                                                             self.reduction, xp)
 
 
-def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
-          class_weight=None, return_grad=False, return_labels_grad=False, out=None,
-          grad_out=None, n_threads=None, where=None, labels_name="labels", same_shape=False):
-    """Softmax cross-entropy of label distributions along ``axis``, per row
-    (``reduction=None``) or weighted and reduced; ``same_shape``: the labels must have
-    the logits' shape exactly (the losses), else they broadcast to it (``nn``); ``where``
-    masks rows (their loss and gradients are 0); ``class_weight`` multiplies the labels
-    class by class (PyTorch's ``weight`` for probability targets). Returns the loss, then the
-    gradients asked for."""
-    if isinstance(axis, tuple):
-        return _dense_over_axes(
-            labels, logits, axis, weights=weights, reduction=reduction,
-            label_smoothing=label_smoothing, class_weight=class_weight, return_grad=return_grad,
-            return_labels_grad=return_labels_grad, out=out, grad_out=grad_out,
-            n_threads=n_threads, where=where, labels_name=labels_name, same_shape=same_shape)
-    backend = (backend_for(labels=labels, logits=logits) if reduction is None
-               else backend_for(labels=labels, logits=logits, weights=weights))
-    xp = backend.xp
+def plan_dense(labels, logits, xp, *, axis=-1, weights=None, reduction=None,
+               label_smoothing=0.0, class_weight=None, where=None, labels_name="labels",
+               same_shape=False, n_threads=None, options_xp=None):
+    """Check a call with label distributions and lay it out (``DensePlan``). ``same_shape``:
+    the labels must have the logits' shape exactly (the losses), else they broadcast to it
+    (``nn``); ``where`` masks rows, or single logits when it has the logits' rank (optax);
+    ``class_weight`` multiplies the labels class by class (PyTorch's ``weight`` for
+    probability targets)."""
     logits = _checks.logits_array(logits, xp)
     axis = _checks.normalize_axis(axis, logits.ndim)
     _checks.at_least_one_class(logits.shape, axis)
     if same_shape:
-        if labels is None:
-            raise ValueError(f"{labels_name} must be given, got None")
+        _checks._given(labels, labels_name)
         labels = xp.asarray(labels)
         if labels.shape != logits.shape:
             raise ValueError(f"{labels_name} shape {labels.shape} must equal "
@@ -278,54 +244,75 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smooth
                                                       name=labels_name)
     eps = _checks.label_smoothing_value(label_smoothing)
     num_classes = logits.shape[axis]
-    label_coef = (1.0 - eps, eps / num_classes)
-    kernel_options = ({} if class_weight is None
-                      else {"class_weight": class_weight_array(class_weight, num_classes, xp)})
+    if class_weight is not None:
+        class_weight = class_weight_array(class_weight, num_classes, options_xp or xp)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
-    entries = None   # optax's where of the logits' rank: a mask of single entries
-    if where is not None and xp.ndim(where) == logits.ndim:
+    entries = None
+    if where is not None and np.ndim(where) == logits.ndim:
         entries = _checks.entry_mask(where, logits.shape, xp)
         where = None
-    mask = _checks.row_mask(where, batch_shape, xp)
-    weighting = None if reduction is None else Weighting(weights, batch_shape, reduction, xp)
-    n_threads = _checks.check_n_threads(n_threads)
+    rows = _checks.row_mask(where, batch_shape, xp)
+    if reduction is not None:
+        reduction = Reduction.validate(reduction)
+        weights = weights_array(weights, batch_shape, xp)
+    return DensePlan(logits, labels, labels_shape, axis, (1.0 - eps, eps / num_classes),
+                     class_weight, entries, rows, reduction, weights,
+                     _checks.check_n_threads(n_threads))
+
+
+def dense(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=False,
+          return_labels_grad=False, out=None, grad_out=None, **call):
+    """Softmax cross-entropy of label distributions along ``axis`` (an axis, or optax's
+    tuple of axes), per row (``reduction=None``) or weighted and reduced. The keywords of
+    ``plan_dense``. Returns the loss, then the gradients asked for."""
+    arrays = {call.get("labels_name", "labels"): labels, "logits": logits,
+              "where": call.get("where")}
+    if reduction is not None:
+        arrays["weights"] = weights
+    xp, backend = _namespace(**arrays)
+    wanted = dict(return_grad=return_grad, return_labels_grad=return_labels_grad)
+    if backend is None:
+        from . import _dask
+
+        _dask.no_outputs(out, grad_out)
+    if isinstance(axis, tuple):
+        return _dense_over_axes(labels, logits, axis, xp, weights=weights, reduction=reduction,
+                                out=out, grad_out=grad_out, **wanted, **call)
+    if backend is None:
+        return _dask.dense(plan_dense(labels, logits, xp, axis=axis, weights=weights,
+                                      reduction=reduction, options_xp=np, **call), **wanted)
+    plan = plan_dense(labels, logits, xp, axis=axis, weights=weights, reduction=reduction,
+                      **call)
+    logits = plan.logits
+    weighting = plan.weighting(xp)
     out, grad_out = _checks.output_arrays(
         out, grad_out, return_grad=return_grad,
-        result_shape=batch_shape if weighting is None else weighting.result_shape,
-        grad_shape=logits.shape, dtype=logits.dtype, inputs={"logits": logits, "labels": labels},
-        in_place_of="logits", xp=xp)
+        result_shape=plan.batch_shape if weighting is None else weighting.result_shape,
+        grad_shape=logits.shape, dtype=logits.dtype,
+        inputs={"logits": logits, "labels": plan.labels}, in_place_of="logits", xp=xp)
     if weighting is not None and weighting.zero:
         grad = _zero_grad(xp, grad_out, logits.shape, logits.dtype) if return_grad else None
-        loss, labels_grad = xp.zeros(batch_shape), None
+        loss, labels_grad = xp.zeros(plan.batch_shape), None
     else:
-        loss, grad, labels_grad = _rows.fused(
-            backend, logits, labels, axis=axis, sparse=False,
-            loss_dtype=logits.dtype if weighting is None else _checks.compute_dtype(logits.dtype),
-            out=out if weighting is None else None, want_grad=return_grad, grad_out=grad_out,
-            want_labels_grad=return_labels_grad,
-            scale=None if weighting is None else weighting.row_scale(), label_coef=label_coef,
-            options=kernel_options, mask=entries, n_threads=n_threads)
-    if mask is not None:   # only the masked rows are written again
-        off = ~mask
-        xp.copyto(loss, 0, where=off)
-        for g in (grad, labels_grad):
-            if g is not None:
-                xp.copyto(g, 0, where=xp.expand_dims(off, axis))
+        loss, grad, labels_grad = _rows.run_dense_rows(
+            plan, backend, logits, plan.labels, want_grad=return_grad,
+            want_labels_grad=return_labels_grad, entries=plan.entries, rows=plan.rows,
+            out=out if weighting is None else None, grad_out=grad_out,
+            scale=None if weighting is None else weighting.row_scale())
     results = [_scalar_if_0d(loss, out) if weighting is None
                else weighting.reduce(loss, logits.dtype, out)]
     if return_grad:
         results.append(grad)
     if return_labels_grad:
-        results.append(_sum_to_shape(xp, labels_grad, labels_shape))
+        results.append(_rows.sum_to_shape(xp, labels_grad, plan.labels_shape))
     return tuple(results) if len(results) > 1 else results[0]
 
 
-def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, grad_out, where,
-                     labels_name, **rest):
+def _dense_over_axes(labels, logits, axes, xp, *, return_grad, return_labels_grad, grad_out,
+                     where=None, labels_name="labels", **rest):
     """``dense`` over a tuple of class axes (optax's ``axis=(...)``): the classes are those
     axes' entries, in order. The axes are moved last and flattened into one (a copy unless
     they already are last and contiguous), and the gradients are laid back."""
-    xp = backend_for(labels=labels, logits=logits).xp
     logits = _checks.logits_array(logits, xp)
     axes = tuple(_checks.normalize_axis(a, logits.ndim) for a in axes)
     if not axes or len(set(axes)) != len(axes):
@@ -340,7 +327,8 @@ def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, g
                          f"shape {logits.shape}") from None
     order = [k for k in range(logits.ndim) if k not in axes] + list(axes)
     moved = tuple(logits.shape[k] for k in order)
-    flat = moved[:logits.ndim - len(axes)] + (math.prod(moved[logits.ndim - len(axes):]),)
+    kept = logits.ndim - len(axes)
+    flat = moved[:kept] + (int(np.prod(moved[kept:])),)
 
     def flatten(a):
         return xp.reshape(xp.transpose(a, order), flat)
@@ -348,7 +336,7 @@ def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, g
     def unflatten(a):
         return xp.transpose(xp.reshape(a, moved), tuple(int(k) for k in np.argsort(order)))
 
-    if where is not None and xp.ndim(where) == logits.ndim:
+    if where is not None and np.ndim(where) == logits.ndim:
         where = flatten(_checks.entry_mask(where, logits.shape, xp))
     results = dense(flatten(y), flatten(logits), axis=-1, return_grad=return_grad,
                     return_labels_grad=return_labels_grad, where=where,
@@ -364,14 +352,19 @@ def _dense_over_axes(labels, logits, axes, *, return_grad, return_labels_grad, g
             xp.copyto(grad_out, results[1])
             results[1] = grad_out
     if return_labels_grad:
-        results[-1] = _sum_to_shape(xp, unflatten(results[-1]), labels_shape)
+        results[-1] = _rows.sum_to_shape(xp, unflatten(results[-1]), labels_shape)
     return tuple(results)
 
 
 def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_out=None,
              n_threads=None):
-    """``compute_weighted_loss``: weight and reduce given losses (no kernel)."""
-    xp = backend_for(losses=losses, weights=weights).xp
+    """``compute_weighted_loss``: weight and reduce given losses (no kernel), eagerly or on
+    Dask arrays lazily."""
+    xp, backend = _namespace(losses=losses, weights=weights)
+    if backend is None:
+        from . import _dask
+
+        _dask.no_outputs(out, grad_out)
     losses = _checks.losses_array(losses, xp)
     _checks.check_n_threads(n_threads)
     weighting = Weighting(weights, losses.shape, reduction, xp)
@@ -383,10 +376,7 @@ def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_ou
     result = weighting.reduce(losses.astype(np.float64, copy=False), dtype, out)
     if not return_grad:
         return result
-    if weighting.zero:
-        return result, _zero_grad(xp, grad_out, losses.shape, dtype)
-    scale = weighting.broadcast / weighting.denominator
     if grad_out is None:
-        return result, scale.astype(dtype)
-    grad_out[...] = scale
+        return result, weighting.factor().astype(dtype)
+    grad_out[...] = weighting.factor()
     return result, grad_out

@@ -1,31 +1,37 @@
-"""The Dask frontend: every public function on Dask arrays, lazily, over the core's pieces.
+"""The lazy executor: a plan of ``fastxent._core`` run on Dask arrays, block by block.
 
-The arguments are checked once, here, on the Dask arrays' metadata (``fastxent._checks``);
-each block then goes straight to its chunk's backend (``fastxent._backend.chunk_backend``:
-the CPU for NumPy chunks, CUDA for CuPy ones) through the core's row layout
-(``fastxent._rows.fused``), one kernel call per block for the loss and the gradient. A bad
-label, found when a block computes, is reported at its position in the whole array.
+The call is checked and laid out once, by the core's planner, on the Dask arrays'
+metadata. Here only what is Dask's own is done: the blocks, their offsets in the whole
+array, the reductions' tree and the class axis split across chunks.
+
+Class axis in one chunk: each block runs the core's eager step (``run_sparse_rows``,
+``run_dense_rows``) on its chunk's backend (``fastxent._backend.chunk_backend``: the CPU
+for NumPy chunks, CUDA for CuPy ones), one kernel call per block for the loss and the
+gradient, with every option of the plan; a bad label, found when a block computes, is
+reported at its position in the whole array. Per-row results are the eager call's bits.
 
 Class axis split across chunks (a vocabulary too large for one worker): each block
 computes its rows' partial normalizers (and, for sparse labels, the target logit when the
 target falls in the block); the partials of a row are combined across its blocks with the
 log-sum-exp rule (``fastxent._lse.fx_combine``, the C kernels' rule under the same name);
 the loss follows, and each block writes its slice of the gradient from the combined
-normalizer. The class axis is never rechunked.
+normalizer. The class axis is never rechunked. The options that act on whole rows
+(``ignore_index``, ``where`` of rows) are carried; those that weigh or mask single
+classes are not (NotImplementedError names them).
 
-Weights and reductions are Dask reductions; the per-row factor ``w_i / denominator`` goes
-into the per-block calls. Same functions as ``fastxent._core``: ``sparse``, ``dense``,
-``weighted``. Imported only when a call gets a Dask array (``fastxent._frontend``); Dask is
-an optional dependency (``pip install fastxent[dask]``).
+Weights and reductions are the core's (``fastxent._reduce``), on lazy arrays; the per-row
+factor ``w_i / denominator`` goes into the per-block calls. Imported only when a call gets
+a Dask array; Dask is an optional dependency (``pip install fastxent[dask]``).
 """
+
+import dataclasses
 
 import numpy as np
 
-from . import _checks, _lse, _rows
+from . import _checks, _lse
 from ._backend import chunk_backend
-from ._core import Reduction, squeeze_last, weights_array
-from ._errors import InvalidArgumentError
-from ._options import SparseOptions
+from ._rows import run_dense_rows, run_sparse_rows, sum_to_shape
+from ._reduce import Weighting
 
 _BATCH = "abcdefghijklmnopqrstuvwxy"
 _CLASS = "z"
@@ -37,18 +43,8 @@ def _da():
     return da
 
 
-def _as_dask(array, name):
-    da = _da()
-    _checks._given(array, name)
-    return array if isinstance(array, da.Array) else da.asarray(array)
-
-
-def _no_where(where):
-    if where is not None:
-        raise NotImplementedError("where= is not available on Dask arrays")
-
-
-def _no_out(out, grad_out):
+def no_outputs(out, grad_out):
+    """Refuse ``out=`` and ``grad_out=``: a lazy call's results are new Dask arrays."""
     if out is not None or grad_out is not None:
         raise TypeError("out= and grad_out= are not supported for Dask arrays: "
                         "the results are lazy Dask arrays")
@@ -72,16 +68,45 @@ def _flat_args(pairs):
     return args
 
 
-def _checked_label_rows(backend, t, num_classes, validate, offsets):
-    """A block's labels as int64 rows, range-checked as the core checks them, with the
-    position of a bad one given in the whole array."""
-    return _checks.sparse_label_rows(t, num_classes, backend, validate,
-                                     offsets=tuple(int(o[0]) for o in offsets))
+def _starts(offsets):
+    """A block's position in the whole batch, from its offset blocks."""
+    return tuple(int(o[0]) for o in offsets)
+
+
+def _laid_out(xp, block):
+    """A block as a C-contiguous, aligned array: a chunk as Dask hands it over may be a
+    strided view (a moved class axis) or unaligned (unpickled on a worker), which the
+    kernels would gather row by row, with other roundings than the contiguous call's."""
+    if block is None:
+        return None
+    if xp is np:
+        return np.require(block, requirements="CA")
+    return xp.ascontiguousarray(block)
+
+
+def _class_axis_last(plan, **arrays):
+    """The plan for blocks (class axis last, no arrays: it travels to the workers) and
+    ``arrays`` with their class axis moved last."""
+    last = plan.logits.ndim - 1
+    moved = {name: None if a is None else a if plan.axis == last else _da().moveaxis(a, plan.axis, -1)
+             for name, a in arrays.items()}
+    empty = {field.name: None for field in dataclasses.fields(plan)
+             if field.name not in ("axis", "options", "reduction", "validate", "n_threads",
+                                   "label_coef", "class_weight")}
+    return dataclasses.replace(plan, axis=last, **empty), moved
+
+
+def _not_on_a_split_class_axis(**options):
+    for name, given in options.items():
+        if given:
+            raise NotImplementedError(
+                f"{name} is not available with the class axis split across chunks; make the "
+                f"class axis one chunk (logits.rechunk({{-1: -1}}))")
 
 
 # --- a class axis split across chunks -----------------------------------------------------------
 
-def _split_normalizer(logits, labels=None, validate=None):
+def _split_normalizer(logits, labels=None, validate=None, ignore_index=None):
     """Per row of logits whose class axis is split: (m, r) combined over the row's
     blocks, and for sparse labels the target logit: an array of batch + (2 or 3,)."""
     da = _da()
@@ -102,7 +127,8 @@ def _split_normalizer(logits, labels=None, validate=None):
             t, offsets = rest[0], rest[1:1 + n_offsets]
             offset = int(offset[0])
             if offset == 0:   # the first class block checks the labels, once
-                _checked_label_rows(backend, t, num_classes, validate, offsets)
+                _checks.sparse_label_rows(t, num_classes, backend, validate,
+                                          ignore_index=ignore_index, offsets=_starts(offsets))
             t = t.reshape(-1)
             local = t - offset
             inside = (local >= 0) & (local < rows.shape[1])
@@ -138,50 +164,62 @@ def _split_normalizer(logits, labels=None, validate=None):
     return parts.map_blocks(finish_block, dtype=np.float64)
 
 
-def _split_sparse(logits, labels, want_grad, validate, scale):
+def _kept_rows(loss, keep):
+    """``loss`` with the rows not kept set to 0 (a masked or ignored row)."""
+    return loss if keep is None else _da().where(keep, loss, 0).astype(loss.dtype)
+
+
+def _split_sparse(x, t, plan, want_grad, weighting):
+    """Per-row losses and the gradient of integer labels on a split class axis."""
     da = _da()
-    batch = _BATCH[:logits.ndim - 1]
-    norm = _split_normalizer(logits, labels, validate)
+    batch = _BATCH[:x.ndim - 1]
+    ignore = plan.ignore_index
+    norm = _split_normalizer(x, t, plan.validate, ignore)
+    dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
+    keep = None if ignore is None else t != ignore
 
     def loss_block(n):
         xp = chunk_backend(n).xp
-        return _lse.fx_sparse_loss(n[..., 0], n[..., 1], n[..., 2], xp).astype(logits.dtype)
+        return _lse.fx_sparse_loss(n[..., 0], n[..., 1], n[..., 2], xp).astype(dtype)
 
-    loss = norm.map_blocks(loss_block, dtype=logits.dtype, drop_axis=logits.ndim - 1)
+    loss = _kept_rows(norm.map_blocks(loss_block, dtype=dtype, drop_axis=x.ndim - 1), keep)
     if not want_grad:
         return loss, None
-    weights, all_zero = scale if scale is not None else (None, False)
-    if weights is not None:
-        weights = weights.rechunk(logits.chunks[:-1])
+    scale = [] if weighting is None else [weighting.factor().rechunk(x.chunks[:-1]), batch,
+                                          weighting.zero, ""]
 
-    def grad_block(x, offset, t, n, w, zero):
-        backend = chunk_backend(x)
+    def grad_block(xb, offset, tb, n, *scaled):
+        backend = chunk_backend(xb)
         xp = backend.xp
-        rows = x.reshape(-1, x.shape[-1])
-        if bool(zero):
-            return xp.zeros_like(x)
+        rows = xb.reshape(-1, xb.shape[-1])
+        if scaled and bool(scaled[1]):
+            return xp.zeros_like(xb)
         n = n.reshape(-1, 3)
-        w = xp.ones(len(rows)) if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64)
+        w = (xp.ones(len(rows)) if not scaled
+             else xp.ascontiguousarray(scaled[0].reshape(-1), np.float64))
         g = xp.empty_like(rows)
         backend.sparse_grad_given(
             rows, xp.ascontiguousarray(n[:, 0]), xp.ascontiguousarray(n[:, 1]),
-            xp.ascontiguousarray(n[:, 2]), (t.reshape(-1) - int(offset[0])).astype(np.int64),
+            xp.ascontiguousarray(n[:, 2]), (tb.reshape(-1) - int(offset[0])).astype(np.int64),
             w, g)
-        return g.reshape(x.shape)
+        if ignore is not None:
+            g[tb.reshape(-1) == ignore] = 0
+        return g.reshape(xb.shape)
 
     grad = da.blockwise(
-        grad_block, batch + _CLASS, logits, batch + _CLASS, _offsets(logits.chunks[-1]), _CLASS,
-        labels, batch, norm, batch + "w",
-        weights, None if weights is None else batch, all_zero, None if scale is None else "",
-        dtype=logits.dtype, concatenate=True, align_arrays=False)
+        grad_block, batch + _CLASS, x, batch + _CLASS, _offsets(x.chunks[-1]), _CLASS,
+        t, batch, norm, batch + "w", *scale, dtype=x.dtype, concatenate=True,
+        align_arrays=False)
     return loss, grad
 
 
-def _split_dense(x, y, a, b, want_grad, scale):
-    """Loss, gradient and the combined normalizer of dense labels on a split class axis."""
+def _split_dense(x, y, plan, rows, want_grad, want_labels_grad, weighting):
+    """Per-row losses and the gradients of label distributions on a split class axis."""
     da = _da()
     batch = _BATCH[:x.ndim - 1]
+    a, b = plan.label_coef
     norm = _split_normalizer(x)
+    dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
 
     def sums_block(xb, yb, n):
         backend = chunk_backend(xb)
@@ -201,23 +239,29 @@ def _split_dense(x, y, a, b, want_grad, scale):
 
     def loss_block(n, s2):
         xp = chunk_backend(n).xp
-        return _lse.fx_dense_loss(n[..., 1], s2[..., 0], s2[..., 1], xp).astype(x.dtype)
+        return _lse.fx_dense_loss(n[..., 1], s2[..., 0], s2[..., 1], xp).astype(dtype)
 
-    loss = da.map_blocks(loss_block, norm, sums, dtype=x.dtype, drop_axis=x.ndim - 1)
+    loss = _kept_rows(da.map_blocks(loss_block, norm, sums, dtype=dtype, drop_axis=x.ndim - 1),
+                      rows)
+    grad = labels_grad = None
+    kept = 1.0 if rows is None else rows[..., None]
+    if want_labels_grad:
+        m, r = norm[..., 0:1], norm[..., 1:2]
+        labels_grad = (kept * (a * (da.log1p(r) + m - x))).astype(x.dtype)
     if not want_grad:
-        return loss, None, norm
-    weights, all_zero = scale if scale is not None else (None, False)
-    if weights is not None:
-        weights = weights.rechunk(x.chunks[:-1])
+        return loss, grad, labels_grad
+    scale = [] if weighting is None else [weighting.factor().rechunk(x.chunks[:-1]), batch,
+                                          weighting.zero, ""]
 
-    def grad_block(xb, yb, n, s2, w, zero):
+    def grad_block(xb, yb, n, s2, *scaled):
         backend = chunk_backend(xb)
         xp = backend.xp
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
-        if bool(zero):
+        if scaled and bool(scaled[1]):
             return xp.zeros_like(xb)
         n, s2 = n.reshape(-1, 2), s2.reshape(-1, 2)
-        w = xp.ones(len(rows)) if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64)
+        w = (xp.ones(len(rows)) if not scaled
+             else xp.ascontiguousarray(scaled[0].reshape(-1), np.float64))
         g = xp.empty_like(rows)
         backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]), a, b,
                                  xp.ascontiguousarray(w * s2[:, 0] / (1.0 + n[:, 1])), w, g)
@@ -225,225 +269,172 @@ def _split_dense(x, y, a, b, want_grad, scale):
 
     grad = da.blockwise(
         grad_block, batch + _CLASS, x, batch + _CLASS, y, batch + _CLASS, norm, batch + "w",
-        sums, batch + "w", weights, None if weights is None else batch,
-        all_zero, None if scale is None else "", dtype=x.dtype, concatenate=True)
-    return loss, grad, norm
+        sums, batch + "w", *scale, dtype=x.dtype, concatenate=True)
+    if rows is not None:
+        grad = da.where(rows[..., None], grad, 0).astype(x.dtype)
+    return loss, grad, labels_grad
 
 
 # --- a class axis in one chunk: a kernel call per block ---------------------------------------
 
-def _fused_blocks(block_fn, logits, extra, width, out_dtype):
+def _fused_blocks(block_fn, logits, extra, width, dtype):
     """Run ``block_fn(x, *extra_blocks)`` per block of rows (the extra arrays already
-    chunked like ``logits``' rows); it returns the loss block and
-    a block of ``width`` class columns (the gradients side by side), or None when
-    ``width`` is 0. Both travel as one block with the loss as an extra column, so that
-    each block is computed once. Returns (loss, wide or None)."""
+    chunked like ``logits``' rows); it returns the loss block and a block of ``width`` class
+    columns (the gradients side by side), or None when ``width`` is 0. Both travel as one
+    block of ``dtype`` with the loss as an extra column, so that each block is computed
+    once. Returns (loss, wide or None)."""
     da = _da()
     batch = _BATCH[:logits.ndim - 1]
     args = [logits, batch + _CLASS] + _flat_args(extra)
     if not width:
-        return da.blockwise(lambda *b: block_fn(*b)[0], batch, *args, dtype=out_dtype,
+        return da.blockwise(lambda *b: block_fn(*b)[0], batch, *args, dtype=dtype,
                             concatenate=True, align_arrays=False), None
 
     def both(*blocks):
         loss, wide = block_fn(*blocks)
         xp = chunk_backend(wide).xp
-        return xp.concatenate([wide, xp.asarray(loss, wide.dtype)[..., None]], axis=-1)
+        return xp.concatenate([wide.astype(dtype, copy=False), loss.astype(dtype)[..., None]],
+                              axis=-1)
 
-    combined = da.blockwise(both, batch + _CLASS, *args, dtype=out_dtype, concatenate=True,
+    combined = da.blockwise(both, batch + _CLASS, *args, dtype=dtype, concatenate=True,
                             align_arrays=False, adjust_chunks={_CLASS: width + 1})
     return combined[..., width], combined[..., :width]
 
 
-def _weighted_block_loss(loss, w, dtype):
-    return (loss.astype(np.float64) * w.reshape(loss.shape)).astype(dtype)
+def _scaled(weighting, rows_chunks, batch):
+    """The extra block arguments of a reduction: each row's factor and the all-zero flag."""
+    if weighting is None:
+        return []
+    return [(weighting.factor().rechunk(rows_chunks), batch), (weighting.zero, "")]
 
 
-def sparse(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=False,
-           out=None, grad_out=None, n_threads=None, validate=None, ignore_index=None,
-           class_weight=None, label_smoothing=0.0, where=None, squeeze=False):
-    """As ``fastxent._core.sparse``, lazily (PyTorch's options and ``where`` are not
-    available here)."""
+def _row_masses(t, plan, offsets):
+    """PyTorch's ``a * u[t]`` and ``a`` per row, lazily, from the checked labels: what the
+    reductions count (``SparsePlan.weighting``)."""
     da = _da()
-    if SparseOptions.given(ignore_index, class_weight, label_smoothing):
-        raise NotImplementedError("ignore_index, class_weight and label_smoothing are not "
-                                  "available on Dask arrays")
-    _no_where(where)
-    _no_out(out, grad_out)
-    n_threads = _checks.check_n_threads(n_threads)
-    logits = _checks.logits_array(_as_dask(logits, "logits"), da)
-    axis = _checks.normalize_axis(axis, logits.ndim)
-    if axis != logits.ndim - 1:   # the class axis last, lazily; the gradient moves back
-        result = sparse(labels, da.moveaxis(logits, axis, -1), weights=weights,
-                        reduction=reduction, return_grad=return_grad, n_threads=n_threads,
-                        validate=validate, squeeze=squeeze)
-        return (result[0], da.moveaxis(result[1], -1, axis)) if return_grad else result
-    labels = _as_dask(labels, "labels")
-    if squeeze:
-        labels = squeeze_last(da, labels, logits.ndim)
-        if weights is not None and np.ndim(weights) == logits.ndim and np.shape(weights)[-1] == 1:
-            weights = weights[..., 0]
-    labels = _checks.sparse_labels_array(labels, logits.shape, da)
-    _checks.at_least_one_class(logits.shape)
-    num_classes = logits.shape[-1]
-    scale = reduce = None
-    if reduction is not None:
-        factor, zero, reduce = weighting(weights, logits.shape[:-1], reduction)
-        scale = (factor, zero)
-    labels = labels.rechunk(logits.chunks[:-1])
-    if logits.numblocks[-1] > 1:
-        loss, grad = _split_sparse(logits, labels, return_grad, validate, scale)
-        if scale is not None:
-            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
-    else:
-        batch = _BATCH[:logits.ndim - 1]
-        offsets = _batch_offsets(logits)
-        extra = [(labels, batch)] + offsets
-        if scale is not None:
-            extra += [(scale[0].rechunk(logits.chunks[:-1]), batch), (scale[1], "")]
+    batch = _BATCH[:t.ndim]
+    num_classes = plan.num_classes
+    block_plan, _ = _class_axis_last(plan)
 
-        def block(x, t, *rest):
-            backend = chunk_backend(x)
-            rows = _checked_label_rows(backend, t, num_classes, validate, rest[:len(offsets)])
-            w = rest[len(offsets)] if scale is not None else None
-            if scale is not None and bool(rest[len(offsets) + 1]):
-                xp = backend.xp
-                return xp.zeros(t.shape, logits.dtype), xp.zeros_like(x) if return_grad else None
-            loss, grad, _ = _rows.fused(
-                backend, x, rows, sparse=True, want_grad=return_grad,
-                loss_dtype=logits.dtype if w is None else _checks.compute_dtype(logits.dtype),
-                scale=None if w is None else backend.xp.ascontiguousarray(
-                    w.reshape(-1), dtype=np.float64),
-                n_threads=n_threads)
-            if w is not None:
-                loss = _weighted_block_loss(loss, w, logits.dtype)
-            return loss, grad
+    def masses(tb, *offs):
+        backend = chunk_backend(tb)
+        xp = backend.xp
+        rows = _checks.sparse_label_rows(tb, num_classes, backend, plan.validate,
+                                         ignore_index=plan.ignore_index, offsets=_starts(offs))
+        options = block_plan.options.on(xp)
+        keep = options.keep(rows)
+        both = [options.row_mass(rows), xp.ones(len(rows)) if keep is None else keep * 1.0]
+        return xp.stack(both, -1).reshape(tb.shape + (2,))
 
-        loss, grad = _fused_blocks(block, logits, extra, num_classes if return_grad else 0,
-                                   logits.dtype)
-    if reduce is not None:
-        loss = reduce(loss, logits.dtype)
-    return (loss, grad) if return_grad else loss
+    both = da.blockwise(masses, batch + "w", t, batch, *_flat_args(offsets),
+                        new_axes={"w": 2}, dtype=np.float64, align_arrays=False)
+    keep = None if plan.ignore_index is None else both[..., 1] != 0
+    return both[..., 0], keep
 
 
-def _sum_to_shape(full, shape):
-    lead = full.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
-    if not axes:
-        return full
-    return full.sum(axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)
-
-
-def dense(labels, logits, *, axis=-1, weights=None, reduction=None, label_smoothing=0.0,
-          class_weight=None, return_grad=False, return_labels_grad=False, out=None,
-          grad_out=None, n_threads=None, where=None, labels_name="labels", same_shape=False):
-    """As ``fastxent._core.dense``, lazily (``where`` and ``class_weight`` are not available
-    here)."""
+def sparse(plan, return_grad):
+    """Run a ``fastxent._core.SparsePlan`` of Dask arrays: lazy loss (and gradient)."""
     da = _da()
-    _no_where(where)
-    if class_weight is not None:
-        raise NotImplementedError("class_weight is not available on Dask arrays")
-    _no_out(out, grad_out)
-    n_threads = _checks.check_n_threads(n_threads)
-    logits = _checks.logits_array(_as_dask(logits, "logits"), da)
-    axis = _checks.normalize_axis(axis, logits.ndim)
-    _checks.at_least_one_class(logits.shape, axis)
-    labels = _as_dask(labels, labels_name)
-    if same_shape and labels.shape != logits.shape:
-        raise ValueError(f"{labels_name} shape {labels.shape} must equal "
-                         f"logits shape {logits.shape}")
-    labels, labels_shape = _checks.dense_labels_array(labels, logits.shape, logits.dtype, da,
-                                                      name=labels_name)
-    eps = _checks.label_smoothing_value(label_smoothing)
-    scale = reduce = None
-    x = da.moveaxis(logits, axis, -1)
-    if reduction is not None:
-        factor, zero, reduce = weighting(weights, x.shape[:-1], reduction)
-        scale = (factor, zero)
-    y = da.moveaxis(labels, axis, -1).rechunk(x.chunks)
-    num_classes = x.shape[-1]
-    a, b = 1.0 - eps, eps / num_classes
-    results = []
+    block_plan, moved = _class_axis_last(plan, x=plan.logits)
+    x = moved["x"]
+    t = plan.labels.rechunk(x.chunks[:-1])
+    batch = _BATCH[:x.ndim - 1]
+    offsets = _batch_offsets(x)
+    weighting = None
+    if plan.reduction is not None:
+        mass, keep = _row_masses(t, plan, offsets) if plan.options is not None else (None, None)
+        weighting = Weighting(plan.weights, t.shape, plan.reduction, da, mass=mass, keep=keep)
     if x.numblocks[-1] > 1:
-        loss, grad, norm = _split_dense(x, y, a, b, return_grad, scale)
-        if scale is not None:
-            loss = (loss.astype(np.float64) * scale[0]).astype(logits.dtype)
-        labels_grad = None
-        if return_labels_grad:
-            m, r = norm[..., 0:1], norm[..., 1:2]
-            labels_grad = (a * (da.log1p(r) + m - x)).astype(logits.dtype)
+        options = plan.options
+        _not_on_a_split_class_axis(
+            class_weight=options is not None and options.class_weight is not None,
+            label_smoothing=options is not None and options.eps != 0)
+        loss, grad = _split_sparse(x, t, block_plan, return_grad, weighting)
+    else:
+        n_offsets = len(offsets)
+        dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
+
+        def block(xb, tb, *rest):
+            backend = chunk_backend(xb)
+            xp = backend.xp
+            scale = None
+            if weighting is not None:
+                factor, zero = rest[n_offsets:]
+                if bool(zero):
+                    return xp.zeros(tb.shape, dtype), xp.zeros_like(xb) if return_grad else None
+                scale = xp.ascontiguousarray(factor.reshape(-1), dtype=np.float64)
+            return run_sparse_rows(block_plan, backend, _laid_out(xp, xb), tb,
+                                   want_grad=return_grad, scale=scale,
+                                   offsets=_starts(rest[:n_offsets]))
+
+        extra = [(t, batch)] + offsets + _scaled(weighting, x.chunks[:-1], batch)
+        loss, grad = _fused_blocks(block, x, extra, x.shape[-1] if return_grad else 0, dtype)
+        if grad is not None:
+            grad = grad.astype(x.dtype)
+    if weighting is not None:
+        loss = weighting.reduce(loss, x.dtype)
+    if not return_grad:
+        return loss
+    return loss, grad if plan.axis == x.ndim - 1 else da.moveaxis(grad, -1, plan.axis)
+
+
+def dense(plan, return_grad=False, return_labels_grad=False):
+    """Run a ``fastxent._core.DensePlan`` of Dask arrays: lazy loss, then the gradients
+    asked for."""
+    da = _da()
+    block_plan, moved = _class_axis_last(plan, x=plan.logits, y=plan.labels,
+                                         entries=plan.entries)
+    x = moved["x"]
+    y = moved["y"].rechunk(x.chunks)
+    entries = None if moved["entries"] is None else moved["entries"].rechunk(x.chunks)
+    rows = None if plan.rows is None else plan.rows.rechunk(x.chunks[:-1])
+    weighting = plan.weighting(da)
+    num_classes = x.shape[-1]
+    if x.numblocks[-1] > 1:
+        _not_on_a_split_class_axis(class_weight=plan.class_weight is not None,
+                                   where_of_single_logits=entries is not None)
+        loss, grad, labels_grad = _split_dense(x, y, block_plan, rows, return_grad,
+                                               return_labels_grad, weighting)
     else:
         batch = _BATCH[:x.ndim - 1]
         extra = [(y, batch + _CLASS)]
-        if scale is not None:
-            extra += [(scale[0].rechunk(x.chunks[:-1]), batch), (scale[1], "")]
+        if entries is not None:
+            extra.append((entries, batch + _CLASS))
+        if rows is not None:
+            extra.append((rows, batch))
+        extra += _scaled(weighting, x.chunks[:-1], batch)
+        dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
 
         def block(xb, yb, *rest):
             backend = chunk_backend(xb)
             xp = backend.xp
-            w = rest[0] if scale is not None else None
-            if scale is not None and bool(rest[1]):
-                zeros = xp.zeros_like(xb)
-                return (xp.zeros(xb.shape[:-1], logits.dtype),
-                        zeros if return_grad else None)
-            loss, g, gy = _rows.fused(
-                backend, xb, yb, sparse=False, want_grad=return_grad,
-                loss_dtype=logits.dtype if w is None else _checks.compute_dtype(logits.dtype),
-                want_labels_grad=return_labels_grad, label_coef=(a, b),
-                scale=None if w is None else xp.ascontiguousarray(w.reshape(-1), np.float64),
-                n_threads=n_threads)
-            if w is not None:
-                loss = _weighted_block_loss(loss, w, logits.dtype)
+            rest = list(rest)
+            eb = rest.pop(0) if entries is not None else None
+            rb = rest.pop(0) if rows is not None else None
+            scale = None
+            if weighting is not None:
+                factor, zero = rest
+                if bool(zero):
+                    return (xp.zeros(xb.shape[:-1], dtype),
+                            xp.zeros(xb.shape[:-1] + (width,), xb.dtype) if width else None)
+                scale = xp.ascontiguousarray(factor.reshape(-1), np.float64)
+            loss, g, gy = run_dense_rows(block_plan, backend, _laid_out(xp, xb),
+                                         _laid_out(xp, yb), want_grad=return_grad,
+                                         want_labels_grad=return_labels_grad,
+                                         entries=_laid_out(xp, eb), rows=rb, scale=scale)
             wide = [part for part in (g, gy) if part is not None]
             return loss, (xp.concatenate(wide, axis=-1) if len(wide) > 1
                           else wide[0] if wide else None)
 
         width = num_classes * (int(return_grad) + int(return_labels_grad))
-        loss, wide = _fused_blocks(block, x, extra, width, logits.dtype)
-        grad = wide[..., :num_classes] if return_grad else None
-        labels_grad = wide[..., width - num_classes:] if return_labels_grad else None
-    results.append(loss if reduce is None else reduce(loss, logits.dtype))
+        loss, wide = _fused_blocks(block, x, extra, width, dtype)
+        grad = wide[..., :num_classes].astype(x.dtype) if return_grad else None
+        labels_grad = (wide[..., width - num_classes:].astype(x.dtype) if return_labels_grad
+                       else None)
+    results = [loss if weighting is None else weighting.reduce(loss, x.dtype)]
     if return_grad:
-        results.append(da.moveaxis(grad, -1, axis))
+        results.append(da.moveaxis(grad, -1, plan.axis))
     if return_labels_grad:
-        results.append(_sum_to_shape(da.moveaxis(labels_grad, -1, axis), labels_shape))
+        results.append(sum_to_shape(da, da.moveaxis(labels_grad, -1, plan.axis),
+                                    plan.labels_shape))
     return tuple(results) if len(results) > 1 else results[0]
-
-
-def weighted(losses, weights, reduction, *, return_grad=False, out=None, grad_out=None,
-             n_threads=None):
-    """As ``fastxent._core.weighted``, lazily."""
-    _no_out(out, grad_out)
-    losses = _checks.losses_array(_as_dask(losses, "losses"), _da())
-    factor, _, reduce = weighting(weights, losses.shape, reduction)
-    result = reduce(losses * factor, losses.dtype)
-    return (result, factor.astype(losses.dtype)) if return_grad else result
-
-
-# --- weights and reductions -----------------------------------------------------------------
-
-def weighting(weights, losses_shape, reduction):
-    """(per-row factor w_i / denominator broadcast to the losses, all-zero flag, reduce)."""
-    da = _da()
-    reduction = Reduction.validate(reduction)
-    losses_shape = tuple(losses_shape)
-    w = weights_array(weights, losses_shape, da)
-    wb = da.broadcast_to(w, losses_shape)
-    if reduction in (Reduction.NONE, Reduction.SUM):
-        denominator = da.asarray(np.float64(1.0))
-    elif reduction == Reduction.MEAN:
-        denominator = wb.sum()
-    elif reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
-        denominator = (wb != 0).sum().astype(np.float64)
-    else:
-        denominator = da.asarray(np.float64(np.prod(losses_shape)))
-    zero = denominator == 0
-    factor = da.where(zero, 0.0, wb / da.where(zero, 1.0, denominator))
-
-    def reduce(weighted_losses, dtype):
-        if reduction == Reduction.NONE:
-            return weighted_losses.astype(dtype)
-        return da.where(zero, 0.0, weighted_losses.sum(dtype=np.float64)).astype(dtype)
-
-    return factor, zero, reduce

@@ -65,12 +65,13 @@ cdef extern from "fx_kernels.h" nogil:
     ctypedef void (*fx_sparse_block_fn)(const void *x, Py_ssize_t xs, Py_ssize_t n,
                                         const int64_t *t, const double *scale,
                                         Py_ssize_t scale_step, void *g, Py_ssize_t gs,
-                                        void *loss, Py_ssize_t ls, void *work) noexcept nogil
+                                        void *loss, Py_ssize_t ls, void *work,
+                                        Py_ssize_t rows) noexcept nogil
     ctypedef void (*fx_dense_block_fn)(const void *x, Py_ssize_t xs, const void *y,
                                        Py_ssize_t ys, Py_ssize_t n, double a, double b,
                                        const double *scale, Py_ssize_t scale_step, void *g,
                                        Py_ssize_t gs, void *gy, Py_ssize_t gys, void *loss,
-                                       Py_ssize_t ls, void *work) noexcept nogil
+                                       Py_ssize_t ls, void *work, Py_ssize_t rows) noexcept nogil
     ctypedef struct fx_kernels:
         const char *name
         int block_rows[FX_KINDS]
@@ -398,8 +399,8 @@ cdef Plan _plan(Strided *x, Strided *y, Strided *g, Strided *gy, object n_thread
     p.threads = 1 if p.small else <int>min(requested, x.rows)
     p.lanes = _active.block_rows[p.store]
     p.family = (_family(p.store, x.cols, y != NULL, g != NULL or gy != NULL)
-                if all_direct and x.rows >= p.lanes else ROWS)
-    p.blocks = x.rows // p.lanes if p.family != ROWS else 0
+                if all_direct else ROWS)
+    p.blocks = (x.rows + p.lanes - 1) // p.lanes if p.family != ROWS else 0   # the last partial
     if p.family != ROWS and not p.small:
         p.threads = <int>min(requested, p.blocks)
     p.split_threads = 1
@@ -509,23 +510,23 @@ cdef void _sparse_rows(real *witness, Plan *p, Strided *x, const int64_t *labels
                 _scatter(grad, i, <real *>gr)
 
 
-cdef void _store_block_losses(const Plan *p, Strided *loss, Py_ssize_t i0,
+cdef void _store_block_losses(const Plan *p, Strided *loss, Py_ssize_t i0, Py_ssize_t rows,
                               const char *values) noexcept nogil:
-    """A block's losses, written by the kernel in the compute kind, into ``loss``: by the
-    kernels' own conversion where ``loss`` is of the logits' kind (float16's in hardware)."""
+    """A block's ``rows`` losses, written by the kernel in the compute kind, into ``loss``: by
+    the kernels' own conversion where ``loss`` is of the logits' kind (float16's in hardware)."""
     cdef Py_ssize_t k, item = _itemsize(p.kind), out_item = _itemsize(loss.kind)
     if loss.kind == p.store and loss.row_stride % out_item == 0:
-        _active.put[loss.kind](values, p.lanes, loss.data + i0 * loss.row_stride,
+        _active.put[loss.kind](values, rows, loss.data + i0 * loss.row_stride,
                                loss.row_stride // out_item)
         return
-    for k in range(p.lanes):
+    for k in range(rows):
         _store(loss.data + (i0 + k) * loss.row_stride, loss.kind, _load(values + k * item, p.kind))
 
 
 cdef void _sparse_blocks(Plan *p, Strided *x, const int64_t *labels, Strided *loss,
                          Strided *grad, const double *scale, Py_ssize_t scale_step,
                          _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b, i0, lanes = p.lanes, item = _itemsize(p.store), gs = 0
+    cdef Py_ssize_t b, i0, rows, lanes = p.lanes, item = _itemsize(p.store), gs = 0
     cdef Py_ssize_t xs = x.row_stride // item
     cdef bint loss_direct = _direct(loss, p.kind)
     cdef Py_ssize_t ls = loss.row_stride // _itemsize(p.kind) if loss_direct else 1
@@ -542,14 +543,15 @@ cdef void _sparse_blocks(Plan *p, Strided *x, const int64_t *labels, Strided *lo
         work = <void *>_work_of(scratch, threadid())
         for b in prange(p.blocks, schedule='static'):
             i0 = b * lanes
+            rows = min(lanes, x.rows - i0)
             g0 = NULL
             if grad != NULL:
                 g0 = <void *>(grad.data + i0 * grad.row_stride)
             out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
             block(x.data + i0 * x.row_stride, xs, x.cols, labels + i0, scale + i0 * scale_step,
-                  scale_step, g0, gs, out, ls, work)
+                  scale_step, g0, gs, out, ls, work, rows)
             if not loss_direct:
-                _store_block_losses(p, loss, i0, lossbuf)
+                _store_block_losses(p, loss, i0, rows, lossbuf)
 
 
 cdef void _split_partial(Plan *p, const char *xr, const char *yr, Py_ssize_t c, double a,
@@ -685,7 +687,7 @@ cdef int _run_sparse(Plan *plan, Strided *x, const int64_t *labels, Strided *out
     with nogil:
         if p.family != ROWS:
             _sparse_blocks(&p, x, labels, out, gp, scale, step, scratch)
-            first = p.blocks * p.lanes
+            first = x.rows
         if first < x.rows:
             if p.kind == F64:
                 _sparse_rows(<double *>NULL, &p, x, labels, out, gp, scale, step,
@@ -1084,7 +1086,7 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
 cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,
                         Strided *ygrad, double a, double b, const double *scale,
                         Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b_, i0, lanes = p.lanes, item = _itemsize(p.store)
+    cdef Py_ssize_t b_, i0, rows, lanes = p.lanes, item = _itemsize(p.store)
     cdef Py_ssize_t xs = x.row_stride // item, ys = y.row_stride // item
     cdef Py_ssize_t gs = 0, gys = 0
     cdef bint loss_direct = _direct(loss, p.kind)
@@ -1105,6 +1107,7 @@ cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided 
         work = <void *>_work_of(scratch, threadid())
         for b_ in prange(p.blocks, schedule='static'):
             i0 = b_ * lanes
+            rows = min(lanes, x.rows - i0)
             g0 = NULL
             gy0 = NULL
             if grad != NULL:
@@ -1113,9 +1116,9 @@ cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided 
                 gy0 = <void *>(ygrad.data + i0 * ygrad.row_stride)
             out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
             block(x.data + i0 * x.row_stride, xs, y.data + i0 * y.row_stride, ys, x.cols, a, b,
-                  scale + i0 * scale_step, scale_step, g0, gs, gy0, gys, out, ls, work)
+                  scale + i0 * scale_step, scale_step, g0, gs, gy0, gys, out, ls, work, rows)
             if not loss_direct:
-                _store_block_losses(p, loss, i0, lossbuf)
+                _store_block_losses(p, loss, i0, rows, lossbuf)
 
 
 cdef void _dense_split(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,
@@ -1227,7 +1230,7 @@ def dense_rows(cnp.ndarray logits, cnp.ndarray labels, cnp.ndarray loss, cnp.nda
     with nogil:
         if p.family != ROWS:
             _dense_blocks(&p, &x, &y, &out, gp, gyp, a, b, &scale[0], step, scratch)
-            first = p.blocks * p.lanes
+            first = x.rows
         if first < x.rows:
             if p.kind == F64:
                 _dense_rows(<double *>NULL, &p, &x, &y, &out, gp, gyp, a, b, &scale[0], step,

@@ -205,7 +205,7 @@ def _with_penalty(result, coef, l2, return_grad):
         loss = loss + 0.5 * l2 * float(np.sum(coef.astype(np.float64) ** 2))
         if return_grad:
             g_coef = g_coef + l2 * coef
-    return loss, g_coef, g_intercept
+    return np.asarray(loss, np.float64), g_coef, g_intercept   # 0-d: float() of the lazy loss
 
 
 def _grad_X(data, coef, intercept):

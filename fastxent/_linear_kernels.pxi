@@ -177,11 +177,11 @@ cdef double _block_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_s
     cdef double total = 0.0, value
     cdef double *thread_work
     if not job.dense_labels and job.lanes and not job.options.on:
-        first = r // job.lanes * job.lanes
+        first = r
         i = 0
         while i < first:
             job.block(z + i * c, c, c, job.labels + i0 + i, scale + i * job.scale_step,
-                      job.scale_step, z + i * c, c, loss + i, 1, NULL)
+                      job.scale_step, z + i * c, c, loss + i, 1, NULL, min(job.lanes, r - i))
             i += job.lanes
     if job.row_threads > 1:
         with parallel(num_threads=job.row_threads):

@@ -1,6 +1,6 @@
 """The row math of ``_src/fx_kernels.h``, for arrays: the log-sum-exp combine rule of
 partial normalizers, and the finishing of a row's loss from its normalizer, under the C
-functions' names (the Dask frontend's split class axis uses them).
+functions' names (the Dask executor's split class axis uses them).
 
 A row's normalizer is ``(m, r)`` with ``sum(exp(x - m)) = 1 + r``; ``(-inf, -1)`` is the
 empty normalizer; a NaN ``r`` stays NaN. On NumPy arrays these run the C functions
@@ -24,11 +24,11 @@ def fx_combine(m1, r1, m2, r2, xp=np):
     scaled by ``exp`` of the difference; tied maxima give ``(r1 + 1) + r2``.
     """
     if xp is np:
-        from . import _kernels
+        from ._kernels import combine_normalizers
 
         (m1, r1, m2, r2), shape = _flat(m1, r1, m2, r2)
         m, r = np.empty_like(m1), np.empty_like(m1)
-        _kernels.combine_normalizers(m1, r1, m2, r2, m, r)
+        combine_normalizers(m1, r1, m2, r2, m, r)
         return m.reshape(shape), r.reshape(shape)
     empty1 = (m1 == -np.inf) & (r1 == -1)
     empty2 = (m2 == -np.inf) & (r2 == -1)
@@ -60,11 +60,11 @@ def fx_sparse_loss(m, r, xt, xp=np):
     """``log1p(r) + (m - x_t)`` from a whole row's normalizer and target logit (NaN rows
     stay NaN)."""
     if xp is np:
-        from . import _kernels
+        from ._kernels import sparse_row_losses
 
         (m, r, xt), shape = _flat(m, r, xt)
         out = np.empty_like(m)
-        _kernels.sparse_row_losses(m, r, xt, out)
+        sparse_row_losses(m, r, xt, out)
         return out.reshape(shape)
     return xp.log1p(r) + (m - xt)
 
@@ -73,10 +73,10 @@ def fx_dense_loss(r, sum_y, sum_yx, xp=np):
     """``sum(y') log1p(r) - sum(y' (x - m))``: ``sum(y') lse - sum(y' x)`` from a whole
     row's normalizer and its sums relative to the max (so that the max cancels)."""
     if xp is np:
-        from . import _kernels
+        from ._kernels import dense_row_losses
 
         (r, sum_y, sum_yx), shape = _flat(r, sum_y, sum_yx)
         out = np.empty_like(r)
-        _kernels.dense_row_losses(r, sum_y, sum_yx, out)
+        dense_row_losses(r, sum_y, sum_yx, out)
         return out.reshape(shape)
     return sum_y * xp.log1p(r) - sum_yx

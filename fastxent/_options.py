@@ -48,6 +48,17 @@ class SparseOptions:
         self.class_weight = (None if class_weight is None
                              else class_weight_array(class_weight, num_classes, xp))
 
+    def on(self, xp):
+        """These options with the class weights on the namespace ``xp`` (a Dask block's
+        chunk: NumPy or CuPy)."""
+        if xp is self.xp:
+            return self
+        moved = SparseOptions.__new__(SparseOptions)
+        moved.xp, moved.num_classes, moved.eps = xp, self.num_classes, self.eps
+        moved.ignore_index = self.ignore_index
+        moved.class_weight = None if self.class_weight is None else xp.asarray(self.class_weight)
+        return moved
+
     @staticmethod
     def given(ignore_index, class_weight, label_smoothing):
         """Whether any option differs from its default (a fast test, before any check)."""

@@ -4,7 +4,8 @@ Moves the class axis last, flattens the batch to N rows, gives the backend
 (N, C) views of the inputs and of the caller's ``out``/``grad_out`` where
 such views exist, calls the backend once, and copies a result back only where
 no view was possible. Written against the backend's array namespace ``xp``
-(NumPy or CuPy).
+(NumPy or CuPy). ``run_sparse_rows`` and ``run_dense_rows`` are a plan's eager step
+(``fastxent._core``): the whole call's, or one Dask block's (``fastxent._dask``).
 """
 
 import math
@@ -144,3 +145,54 @@ def fused(backend, logits, labels, *, axis=-1, sparse, loss_dtype, out=None,
         grad.finish() if grad else None,
         labels_grad.finish() if labels_grad else None,
     )
+
+
+def run_sparse_rows(plan, backend, logits, labels, *, want_grad, label_rows=None, out=None,
+                    grad_out=None, scale=None, offsets=None):
+    """Per-row losses (in the compute dtype with a reduction, else the logits') and the
+    gradient scaled by ``scale`` per row, of ``logits`` and ``labels`` laid out as the plan's
+    (the whole call's, or a Dask block's, which starts at ``offsets`` of the batch), in one
+    backend call. ``label_rows``: the labels already checked, as int64 rows."""
+    if label_rows is None:
+        label_rows = _checks.sparse_label_rows(labels, logits.shape[plan.axis], backend,
+                                               plan.validate, ignore_index=plan.ignore_index,
+                                               offsets=offsets)
+    dtype = logits.dtype if plan.reduction is None else _checks.compute_dtype(logits.dtype)
+    loss, grad, _ = fused(backend, logits, label_rows, axis=plan.axis, sparse=True,
+                                loss_dtype=dtype, out=out, want_grad=want_grad,
+                                grad_out=grad_out, scale=scale,
+                                options=plan.kernel_options(backend.xp),
+                                n_threads=plan.n_threads)
+    return loss, grad
+
+
+def run_dense_rows(plan, backend, logits, labels, *, want_grad, want_labels_grad, entries=None,
+                   rows=None, out=None, grad_out=None, scale=None):
+    """Per-row losses and the gradients asked for (scaled by ``scale`` per row), of
+    ``logits`` and ``labels`` laid out as the plan's (the whole call's, or a Dask block's),
+    in one backend call; ``entries`` and ``rows``: the plan's masks for these logits. A
+    masked row's loss and gradients are 0."""
+    xp = backend.xp
+    dtype = logits.dtype if plan.reduction is None else _checks.compute_dtype(logits.dtype)
+    loss, grad, labels_grad = fused(
+        backend, logits, labels, axis=plan.axis, sparse=False, loss_dtype=dtype, out=out,
+        want_grad=want_grad, grad_out=grad_out, want_labels_grad=want_labels_grad, scale=scale,
+        label_coef=plan.label_coef, options=plan.kernel_options(xp), mask=entries,
+        n_threads=plan.n_threads)
+    if rows is not None:   # only the masked rows are written again
+        off = ~rows
+        xp.copyto(loss, 0, where=off)
+        for g in (grad, labels_grad):
+            if g is not None:
+                xp.copyto(g, 0, where=xp.expand_dims(off, plan.axis))
+    return loss, grad, labels_grad
+
+
+def sum_to_shape(xp, full, shape):
+    """Sum ``full`` over the axes along which an array of ``shape`` was broadcast to it."""
+    lead = full.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, d in enumerate(shape) if d == 1 and full.shape[lead + k] != 1)
+    if not axes:
+        return full
+    return xp.sum(full, axis=axes, dtype=np.float64).reshape(shape).astype(full.dtype)

@@ -8,7 +8,6 @@ Sums are accumulated in float64 whatever the input dtype.
 
 from . import _core
 from ._core import REDUCTION_CODES, Reduction
-from ._frontend import frontend_for
 
 __all__ = [
     "Reduction",
@@ -52,7 +51,8 @@ def softmax_cross_entropy(
         Per-class weights of the smoothed labels (PyTorch's ``weight`` with probability
         targets): the row loss is ``-sum_j w_j y'_j log p_j``. The reductions are
         unchanged, so ``MEAN`` with unit sample weights divides by the number of rows, as
-        PyTorch's mean does for probability targets. Not on Dask arrays.
+        PyTorch's mean does for probability targets. Not on Dask arrays whose class axis is
+        split across chunks.
 
     Returns
     -------
@@ -68,7 +68,7 @@ def softmax_cross_entropy(
     ...     weights=[.3, .7], label_smoothing=0.2)), 5)
     0.57618
     """
-    return frontend_for(onehot_labels=onehot_labels, logits=logits, weights=weights).dense(
+    return _core.dense(
         onehot_labels, logits, weights=weights, reduction=reduction,
         label_smoothing=label_smoothing, class_weight=class_weight, return_grad=return_grad,
         out=out, grad_out=grad_out, n_threads=n_threads, labels_name="onehot_labels",
@@ -98,8 +98,7 @@ def sparse_softmax_cross_entropy(
         As in :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`.
     ignore_index, class_weight, label_smoothing : optional
         PyTorch's options, as in
-        :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits` (not on Dask
-        arrays). Ignored rows count as weight 0, so no reduction counts them:
+        :func:`fastxent.nn.sparse_softmax_cross_entropy_with_logits`. Ignored rows count as weight 0, so no reduction counts them:
         ``SUM_OVER_BATCH_SIZE`` divides by the rows not ignored. With
         ``class_weight``, ``MEAN`` divides by ``sum(weights * class_weight[labels])``
         over the rows not ignored, which is PyTorch's ``reduction="mean"``.
@@ -124,7 +123,7 @@ def sparse_softmax_cross_entropy(
                                    weights, out, grad_out, n_threads)
         if result is not None:
             return result
-    return frontend_for(labels=labels, logits=logits, weights=weights).sparse(
+    return _core.sparse(
         labels, logits, weights=weights, reduction=reduction, return_grad=return_grad,
         out=out, grad_out=grad_out, n_threads=n_threads, validate=validate,
         ignore_index=ignore_index, class_weight=class_weight, label_smoothing=label_smoothing,
@@ -171,6 +170,6 @@ def compute_weighted_loss(
     >>> float(fastxent.losses.compute_weighted_loss(losses, weights, reduction="weighted_sum"))
     2470.0
     """
-    return frontend_for(losses=losses, weights=weights).weighted(
+    return _core.weighted(
         losses, weights, reduction, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads)

@@ -6,7 +6,6 @@ computed in the same pass over the logits.
 """
 
 from . import _core
-from ._frontend import frontend_for
 from .linear import fused_linear
 
 __all__ = [
@@ -58,14 +57,15 @@ def sparse_softmax_cross_entropy_with_logits(
         PyTorch's label smoothing for integer labels, without building a dense
         target: ``(1 - eps) * u[t] * (lse - x[t]) + eps / C * sum_j u[j] (lse - x[j])``
         with ``u`` the class weights (1 without). TensorFlow has none of these
-        three; they are not available on Dask arrays.
+        three. On Dask arrays whose class axis is split across chunks, only
+        ``ignore_index`` (NotImplementedError names the others).
     axis : int, default -1
         The class axis of ``logits`` (optax's ``axis``); ``labels`` has the logits' shape
         without it.
     where : array_like of bool, optional
         A mask of rows, broadcastable to ``labels``' shape (optax's ``where`` given per
         example): a row where it is False gets loss 0 and gradient 0, and its label is not
-        checked. Not on Dask arrays.
+        checked.
 
     Returns
     -------
@@ -99,7 +99,7 @@ def sparse_softmax_cross_entropy_with_logits(
                                    n_threads)
         if result is not None:
             return result
-    return frontend_for(labels=labels, logits=logits).sparse(
+    return _core.sparse(
         labels, logits, return_grad=return_grad, out=out, grad_out=grad_out,
         n_threads=n_threads, validate=validate, ignore_index=ignore_index,
         class_weight=class_weight, label_smoothing=label_smoothing, axis=axis, where=where)
@@ -108,7 +108,7 @@ def sparse_softmax_cross_entropy_with_logits(
 def dense(labels, logits, axis, *, return_grad, return_labels_grad, out, grad_out, n_threads,
           where=None, class_weight=None, label_smoothing=0.0):
     """Shared body of the v2 and v1 dense functions."""
-    return frontend_for(labels=labels, logits=logits).dense(
+    return _core.dense(
         labels, logits, axis=axis, return_grad=return_grad,
         return_labels_grad=return_labels_grad, out=out, grad_out=grad_out, n_threads=n_threads,
         where=where, class_weight=class_weight, label_smoothing=label_smoothing)
@@ -148,11 +148,11 @@ def softmax_cross_entropy_with_logits(
         As in :func:`sparse_softmax_cross_entropy_with_logits`.
     where : array_like of bool, optional
         A mask of rows, broadcastable to the loss's shape: a row where it is False gets
-        loss 0 and zero gradients (optax's ``where`` given per example). Not on Dask arrays.
+        loss 0 and zero gradients (optax's ``where`` given per example).
     class_weight : array_like, shape ``(num_classes,)``, optional
         Per-class weights (PyTorch's ``weight`` with probability targets):
         ``loss = -sum_j w_j y'_j log p_j``, computed in the kernel's one pass. Not on Dask
-        arrays.
+        arrays whose class axis is split across chunks.
     label_smoothing : float in [0, 1], default 0
         The labels used are ``(1 - eps) * labels + eps / num_classes`` (PyTorch's and
         ``losses.softmax_cross_entropy``'s smoothing).

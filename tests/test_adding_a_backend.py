@@ -1,6 +1,6 @@
 """docs/ADDING_A_BACKEND.md, followed: one module (tests/fxtoy_backend.py) and one registry
 line make a new array type work with every public function, and with Dask arrays whose
-chunks are of that type, through the same core and frontends."""
+chunks are of that type, through the same core and executors."""
 
 import numpy as np
 import pytest

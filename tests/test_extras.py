@@ -167,14 +167,6 @@ def test_bad_options(rng, kwargs, error, match):
         nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits, **kwargs)
 
 
-def test_not_on_dask_arrays(rng):
-    da = pytest.importorskip("dask.array")
-    logits, labels = _case(rng)
-    with pytest.raises(NotImplementedError, match="not available on Dask"):
-        nn.sparse_softmax_cross_entropy_with_logits(
-            labels=da.from_array(labels), logits=da.from_array(logits), ignore_index=IGNORE)
-
-
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "+".join(o))
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_matches_torch(rng, options, reduction):

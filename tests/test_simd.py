@@ -135,8 +135,8 @@ if reference.ml_dtypes is not None:
 @pytest.mark.parametrize("dtype", FAMILY_DTYPES, ids=lambda d: np.dtype(d).name)
 def test_every_width_in_every_kernel_family(path, family, rng, dtype):
     """C from 1 to past the widest rows in lanes, and around the length where a row batch's
-    sums go on in double, with 2 blocks and 3 remainder rows (blocks then rows), and with
-    fewer rows than a block (the row kernel at every width)."""
+    sums go on in double, with 2 blocks and a partial block of 3 rows, and with fewer rows
+    than a block (one partial block)."""
     lanes, block_cols = _lanes(dtype)
     group = 32 * lanes
     widths = list(range(1, block_cols + lanes + 2))
@@ -180,6 +180,39 @@ def test_blocks_and_row_kernel_agree(path, rng, dtype, block_family):
     np.testing.assert_allclose(in_blocks[0], np.concatenate([r[0] for r in one_by_one]), rtol=rtol)
     np.testing.assert_allclose(in_blocks[1], np.concatenate([r[1] for r in one_by_one]),
                                atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", FAMILY_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("block_family", ["lanes", "batch"])
+def test_a_rows_bits_do_not_depend_on_the_other_rows(path, rng, dtype, block_family):
+    """A row of a block is its own lane: alone, in a partial block or in a full one, at any
+    position, it gets the same bits, so that neither a Dask chunking nor a thread split
+    changes a result."""
+    lanes, block_cols = _lanes(dtype)
+    cols = block_cols // 2 + 1 if block_family == "lanes" else 3 * lanes + 1
+    rows = 2 * lanes + 3
+    logits = (rng.standard_normal((rows, cols)) * 3).astype(dtype)
+    labels = rng.integers(0, cols, rows)
+    y = rng.random((rows, cols)).astype(dtype)
+    _special_rows(logits, labels)
+    _kernels.force_family(block_family)
+    try:
+        sparse = nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits,
+                                                             return_grad=True)
+        dense = nn.softmax_cross_entropy_with_logits(labels=y, logits=logits, return_grad=True,
+                                                     return_labels_grad=True)
+        for start, stop in [(0, 1), (3, 4), (1, lanes + 2), (lanes - 1, rows)]:
+            part = nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels[start:stop], logits=logits[start:stop], return_grad=True)
+            for got, whole in zip(part, sparse):
+                np.testing.assert_array_equal(got, whole[start:stop])
+            part = nn.softmax_cross_entropy_with_logits(
+                labels=y[start:stop], logits=logits[start:stop], return_grad=True,
+                return_labels_grad=True)
+            for got, whole in zip(part, dense):
+                np.testing.assert_array_equal(got, whole[start:stop])
+    finally:
+        _kernels.force_family(None)
 
 
 def test_strided_and_in_place_rows_on_every_path(rng):

@@ -38,6 +38,11 @@
  * the one before it, or is a partial load when the row is shorter than VL), so that max,
  * exp, sums and log are vertical operations: lane i is row i. The gradient goes back the
  * same way.
+ *
+ * Both block families take the number of rows of their block, 1 to VL (a call's last block
+ * may be partial): the lanes past them repeat the last row (a row batch copies its sums
+ * rather than computing them again) and nothing of theirs is written. A row's lane is
+ * computed as in a full block, so its bits never depend on the other rows of the call.
  */
 
 #define FLUSH 16
@@ -435,41 +440,48 @@ static void SFX(put)(const void *values, ptrdiff_t n, void *outv, ptrdiff_t step
 
 /* ---- shared by the block families ---------------------------------------------------- */
 
+/* A block holds `rows` rows (1 to VL: the last block of a call may be partial); the lanes
+   past them repeat the last row, and nothing of theirs is written. Each row's lane is
+   computed as in a full block, so a row's result never depends on how many rows the call
+   has or where the row sits in it. */
+#define ROW_OF(i, rows) ((i) < (rows) ? (i) : (rows) - 1)
+
 /* per-row numbers of a block as lanes */
-static FX_ALWAYS_INLINE V SFX(lanes_of)(const double *v, ptrdiff_t step)
+static FX_ALWAYS_INLINE V SFX(lanes_of)(const double *v, ptrdiff_t step, ptrdiff_t rows)
 {
     T t[VL];
     ptrdiff_t i;
     if (step == 0)
         return VOP(set1)((T)v[0]);
     for (i = 0; i < VL; ++i)
-        t[i] = (T)v[i * step];
+        t[i] = (T)v[ROW_OF(i, rows) * step];
     return VOP(load)(t);
 }
 
-static FX_ALWAYS_INLINE void SFX(store_lanes)(T *out, ptrdiff_t step, V v)
+static FX_ALWAYS_INLINE void SFX(store_lanes)(T *out, ptrdiff_t step, V v, ptrdiff_t rows)
 {
     T t[VL];
     ptrdiff_t i;
-    if (step == 1) {
+    if (step == 1 && rows == VL) {
         VOP(store)(out, v);
         return;
     }
     VOP(store)(t, v);
-    for (i = 0; i < VL; ++i)
+    for (i = 0; i < rows; ++i)
         out[i * step] = t[i];
 }
 
 /* The target logits of a block's rows as lanes: a label outside [0, n) makes its row NaN,
    through xt and through `bad`, which is added to the gradient's factor. */
 static FX_ALWAYS_INLINE V SFX(block_targets)(const S *x, ptrdiff_t xs, ptrdiff_t n,
-                                             const int64_t *t, V *bad)
+                                             const int64_t *t, V *bad, ptrdiff_t rows)
 {
     T targets[VL], nan_if_bad[VL];
     ptrdiff_t i;
     for (i = 0; i < VL; ++i) {
-        const int ok = (uint64_t)t[i] < (uint64_t)n;
-        const T v = S_TO_T(x[i * xs + (ok ? t[i] : 0)]);
+        const ptrdiff_t k = ROW_OF(i, rows);
+        const int ok = (uint64_t)t[k] < (uint64_t)n;
+        const T v = S_TO_T(x[k * xs + (ok ? t[k] : 0)]);
         targets[i] = ok ? v : (T)NAN;
         nan_if_bad[i] = ok ? (T)0 : (T)NAN;
     }
@@ -595,12 +607,13 @@ static FX_ALWAYS_INLINE void SFX(batch_row_pass)(const S *x, const S *y, ptrdiff
 
 /* The maxes of a batch's rows as lanes, from the rows' lane maxes. A row of -inf keeps
    m = -inf: its pass gives NaN, as a row kernel's does. */
-static FX_ALWAYS_INLINE V SFX(batch_maxes)(const S *x, ptrdiff_t xs, ptrdiff_t n, T *maxes)
+static FX_ALWAYS_INLINE V SFX(batch_maxes)(const S *x, ptrdiff_t xs, ptrdiff_t n, T *maxes,
+                                           ptrdiff_t rows)
 {
     V v[VL], m;
     ptrdiff_t i;
     for (i = 0; i < VL; ++i)
-        v[i] = SFX(lane_max_of)(x + i * xs, n);
+        v[i] = i < rows ? SFX(lane_max_of)(x + i * xs, n) : v[rows - 1];
     m = SFX(lane_maxes)(v);
     VOP(store)(maxes, m);
     return m;
@@ -621,9 +634,11 @@ static FX_ALWAYS_INLINE T *SFX(batch_exps)(S *g, ptrdiff_t gs, T *work, ptrdiff_
     return EXPS_IN_PLACE ? (T *)(void *)(g + i * gs) : work + i * n;
 }
 
-static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,
-                              const double *scale, ptrdiff_t scale_step, void *gv, ptrdiff_t gs,
-                              void *lossv, ptrdiff_t ls, void *workv)
+static FX_ALWAYS_INLINE void SFX(sparse_batch_of)(const void *xv, ptrdiff_t xs, ptrdiff_t n,
+                                                  const int64_t *t, const double *scale,
+                                                  ptrdiff_t scale_step, void *gv, ptrdiff_t gs,
+                                                  void *lossv, ptrdiff_t ls, void *workv,
+                                                  ptrdiff_t rows)
 {
     const S *x = (const S *)xv;
     S *g = (S *)gv;
@@ -633,10 +648,15 @@ static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
     T maxes[VL], ties[VL];
     ptrdiff_t i, j;
     const ptrdiff_t ahead = VL * xs;
-    xt = SFX(block_targets)(x, xs, n, t, &bad);   /* before g, which may be x, is written */
-    m = SFX(batch_maxes)(x, xs, n, maxes);
+    xt = SFX(block_targets)(x, xs, n, t, &bad, rows);   /* before g (maybe x) is written */
+    m = SFX(batch_maxes)(x, xs, n, maxes, rows);
     for (i = 0; i < VL; ++i) {
         T *e = SFX(batch_exps)(g, gs, work, n, i);
+        if (i >= rows) {
+            sums[i] = sums[rows - 1];
+            ties[i] = ties[rows - 1];
+            continue;
+        }
         if (e)
             SFX(batch_row_pass)(x + i * xs, NULL, n, VOP(set1)(maxes[i]), zero, zero, e, ahead,
                                 0, EXPS_IN_PLACE ? VL * gs : 0, &sums[i], &ties[i], NULL, NULL);
@@ -645,15 +665,15 @@ static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
                                 ahead, 0, 0, &sums[i], &ties[i], NULL, NULL);
     }
     r = SFX(batch_r)(sums, ties);
-    SFX(store_lanes)((T *)lossv, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));
+    SFX(store_lanes)((T *)lossv, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)), rows);
     if (g) {
-        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V sc = SFX(lanes_of)(scale, scale_step, rows);
         const V inv = VOP(add)(VOP(div)(sc, VOP(add)(one, r)), bad);
         const ptrdiff_t full = n - n % VL;
         T factor[VL], target[VL];
         VOP(store)(factor, inv);
         VOP(store)(target, SFX(block_target_grad)(xt, m, r, sc, inv));
-        for (i = 0; i < VL; ++i) {
+        for (i = 0; i < rows; ++i) {
             S *gr = g + i * gs;
             const T *e = SFX(batch_exps)(g, gs, work, n, i);
             const V f = VOP(set1)(factor[i]);
@@ -669,10 +689,12 @@ static void SFX(sparse_batch)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
 
 /* With the labels' gradient the exps are not kept (as dense_row): the gradients are formed
    from the logits, gy before g, vector by vector, so that g may be x. */
-static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdiff_t ys,
-                             ptrdiff_t n, double a, double b, const double *scale,
-                             ptrdiff_t scale_step, void *gv, ptrdiff_t gs, void *gyv,
-                             ptrdiff_t gys, void *lossv, ptrdiff_t ls, void *workv)
+static FX_ALWAYS_INLINE void SFX(dense_batch_of)(const void *xv, ptrdiff_t xs, const void *yv,
+                                                 ptrdiff_t ys, ptrdiff_t n, double a, double b,
+                                                 const double *scale, ptrdiff_t scale_step,
+                                                 void *gv, ptrdiff_t gs, void *gyv,
+                                                 ptrdiff_t gys, void *lossv, ptrdiff_t ls,
+                                                 void *workv, ptrdiff_t rows)
 {
     const S *x = (const S *)xv, *y = (const S *)yv;
     S *g = (S *)gv, *gy = (S *)gyv;
@@ -683,9 +705,16 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
     V sums[VL], sy[VL], syx[VL], r, log_s, total, sub_m;
     T maxes[VL], ties[VL];
     ptrdiff_t i, j;
-    SFX(batch_maxes)(x, xs, n, maxes);
+    SFX(batch_maxes)(x, xs, n, maxes, rows);
     for (i = 0; i < VL; ++i) {
         T *e = SFX(batch_exps)(keep_exps, gs, work, n, i);
+        if (i >= rows) {
+            sums[i] = sums[rows - 1];
+            ties[i] = ties[rows - 1];
+            sy[i] = sy[rows - 1];
+            syx[i] = syx[rows - 1];
+            continue;
+        }
         if (e)
             SFX(batch_row_pass)(x + i * xs, y + i * ys, n, VOP(set1)(maxes[i]), va, vb, e,
                                 VL * xs, ys, EXPS_IN_PLACE ? VL * gs : 0, &sums[i],
@@ -698,9 +727,9 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
     total = SFX(lane_sums)(sy);
     sub_m = SFX(lane_sums)(syx);
     log_s = VOP(log1p_nonneg)(r);
-    SFX(store_lanes)((T *)lossv, ls, VOP(sub)(VOP(mul)(total, log_s), sub_m));
+    SFX(store_lanes)((T *)lossv, ls, VOP(sub)(VOP(mul)(total, log_s), sub_m), rows);
     if (g || gy) {
-        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V sc = SFX(lanes_of)(scale, scale_step, rows);
         const ptrdiff_t full = n - n % VL;
         T ca_[VL], cb_[VL], sc_[VL], gys_[VL], ls_[VL];
         V ca, cb;
@@ -710,7 +739,7 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
         VOP(store)(sc_, sc);
         VOP(store)(gys_, VOP(mul)(sc, va));
         VOP(store)(ls_, log_s);
-        for (i = 0; i < VL; ++i) {
+        for (i = 0; i < rows; ++i) {
             const S *xr = x + i * xs, *yr = y + i * ys;
             S *gr = g ? g + i * gs : NULL, *gyr = gy ? gy + i * gys : NULL;
             const T *e = SFX(batch_exps)(keep_exps, gs, work, n, i);
@@ -751,17 +780,18 @@ static void SFX(dense_batch)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
    transposed where it lands; an overlapping last tile
    reloads the columns it shares with the tile before it, with the same values. Rows of a
    vector's width or more prefetch the next block's (VL rows further). */
-static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff_t n, V *cols)
+static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff_t n, V *cols,
+                                               ptrdiff_t rows)
 {
     const S *next = x + VL * xs;
     ptrdiff_t i, tile;
-    if (n == 2 && xs == 2) {   /* contiguous pairs: two loads and a deinterleave */
+    if (n == 2 && xs == 2 && rows == VL) {   /* contiguous pairs: two loads, a deinterleave */
         VOP(deinterleave)(SLOAD(x), SLOAD(x + VL), &cols[0], &cols[1]);
         return;
     }
     if (n < VL) {
         for (i = 0; i < VL; ++i)
-            cols[i] = SLOAD_PART(x + i * xs, n, 0);
+            cols[i] = SLOAD_PART(x + ROW_OF(i, rows) * xs, n, 0);
         VOP(transpose)(cols);
         return;
     }
@@ -769,7 +799,7 @@ static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff
         const ptrdiff_t at = tile + VL <= n ? tile : n - VL;
         for (i = 0; i < VL; ++i) {
             FX_PREFETCH(next + i * xs + at);
-            cols[at + i] = SLOAD(x + i * xs + at);
+            cols[at + i] = SLOAD(x + ROW_OF(i, rows) * xs + at);
         }
         VOP(transpose)(cols + at);
     }
@@ -778,12 +808,13 @@ static FX_ALWAYS_INLINE void SFX(load_columns)(const S *x, ptrdiff_t xs, ptrdiff
 /* g[i * gs + j] = cols[j] lane i (contiguous rows of two interleaved); an overlapping last
    tile writes the same values twice.
    Rows of a vector's width or more prefetch the next block's for writing. */
-static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n, const V *cols)
+static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n, const V *cols,
+                                                ptrdiff_t rows)
 {
     S *next = g + VL * gs;
     V r[VL];
     ptrdiff_t i, j, tile;
-    if (n == 2 && gs == 2) {
+    if (n == 2 && gs == 2 && rows == VL) {
         V first, second;
         VOP(interleave)(cols[0], cols[1], &first, &second);
         SSTORE(g, first);
@@ -794,7 +825,7 @@ static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n,
         for (j = 0; j < VL; ++j)
             r[j] = j < n ? cols[j] : VOP(set1)((T)0);
         VOP(transpose)(r);
-        for (i = 0; i < VL; ++i)
+        for (i = 0; i < rows; ++i)
             SSTORE_PART(g + i * gs, n, r[i]);
         return;
     }
@@ -803,7 +834,7 @@ static FX_ALWAYS_INLINE void SFX(store_columns)(S *g, ptrdiff_t gs, ptrdiff_t n,
         for (j = 0; j < VL; ++j)
             r[j] = cols[at + j];
         VOP(transpose)(r);
-        for (i = 0; i < VL; ++i) {
+        for (i = 0; i < rows; ++i) {
             FX_PREFETCH_W(next + i * gs + at);
             SSTORE(g + i * gs + at, r[i]);
         }
@@ -850,9 +881,11 @@ static FX_ALWAYS_INLINE void SFX(lanes_normalizer)(const V *x, ptrdiff_t n, V *e
 
 /* The target logits are read, and the target gradients written, row by row with scalar
    accesses: that leaves the vector units to the columns. */
-static void SFX(sparse_lanes)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,
-                              const double *scale, ptrdiff_t scale_step, void *gv, ptrdiff_t gs,
-                              void *lossv, ptrdiff_t ls, void *work)
+static FX_ALWAYS_INLINE void SFX(sparse_lanes_of)(const void *xv, ptrdiff_t xs, ptrdiff_t n,
+                                                  const int64_t *t, const double *scale,
+                                                  ptrdiff_t scale_step, void *gv, ptrdiff_t gs,
+                                                  void *lossv, ptrdiff_t ls, void *work,
+                                                  ptrdiff_t rows)
 {
     const S *x = (const S *)xv;
     S *g = (S *)gv;
@@ -860,28 +893,30 @@ static void SFX(sparse_lanes)(const void *xv, ptrdiff_t xs, ptrdiff_t n, const i
     V cols[FX_BLOCK_COLS], e[FX_BLOCK_COLS], m, r, xt, bad;
     ptrdiff_t i, j;
     (void)work;
-    xt = SFX(block_targets)(x, xs, n, t, &bad);
-    SFX(load_columns)(x, xs, n, cols);
+    xt = SFX(block_targets)(x, xs, n, t, &bad, rows);
+    SFX(load_columns)(x, xs, n, cols, rows);
     SFX(lanes_normalizer)(cols, n, e, &m, &r);
-    SFX(store_lanes)((T *)lossv, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)));
+    SFX(store_lanes)((T *)lossv, ls, VOP(add)(VOP(log1p_nonneg)(r), VOP(sub)(m, xt)), rows);
     if (g) {
-        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V sc = SFX(lanes_of)(scale, scale_step, rows);
         const V inv = VOP(add)(VOP(div)(sc, VOP(add)(one, r)), bad);
         T target[VL];
         VOP(store)(target, SFX(block_target_grad)(xt, m, r, sc, inv));
         for (j = 0; j < n; ++j)
             cols[j] = VOP(mul)(e[j], inv);
-        SFX(store_columns)(g, gs, n, cols);
-        for (i = 0; i < VL; ++i)
+        SFX(store_columns)(g, gs, n, cols, rows);
+        for (i = 0; i < rows; ++i)
             if ((uint64_t)t[i] < (uint64_t)n)
                 g[i * gs + t[i]] = T_TO_S(target[i]);
     }
 }
 
-static void SFX(dense_lanes)(const void *xv, ptrdiff_t xs, const void *yv, ptrdiff_t ys,
-                             ptrdiff_t n, double a, double b, const double *scale,
-                             ptrdiff_t scale_step, void *gv, ptrdiff_t gs, void *gyv,
-                             ptrdiff_t gys, void *lossv, ptrdiff_t ls, void *work)
+static FX_ALWAYS_INLINE void SFX(dense_lanes_of)(const void *xv, ptrdiff_t xs, const void *yv,
+                                                 ptrdiff_t ys, ptrdiff_t n, double a, double b,
+                                                 const double *scale, ptrdiff_t scale_step,
+                                                 void *gv, ptrdiff_t gs, void *gyv,
+                                                 ptrdiff_t gys, void *lossv, ptrdiff_t ls,
+                                                 void *work, ptrdiff_t rows)
 {
     const S *x = (const S *)xv, *y = (const S *)yv;
     S *g = (S *)gv, *gy = (S *)gyv;
@@ -891,8 +926,8 @@ static void SFX(dense_lanes)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
     V sy = zero, syx = zero;
     ptrdiff_t j;
     (void)work;
-    SFX(load_columns)(x, xs, n, cols);
-    SFX(load_columns)(y, ys, n, ycols);
+    SFX(load_columns)(x, xs, n, cols, rows);
+    SFX(load_columns)(y, ys, n, ycols, rows);
     SFX(lanes_normalizer)(cols, n, e, &m, &r);
     for (j = 0; j < n; ++j) {
         ycols[j] = VOP(fmadd)(va, ycols[j], vb);
@@ -900,24 +935,59 @@ static void SFX(dense_lanes)(const void *xv, ptrdiff_t xs, const void *yv, ptrdi
         syx = VOP(add)(syx, VOP(keep)(VOP(neq)(ycols[j], zero), VOP(mul)(ycols[j], VOP(sub)(cols[j], m))));
     }
     log_s = VOP(log1p_nonneg)(r);
-    SFX(store_lanes)((T *)lossv, ls, VOP(sub)(VOP(mul)(sy, log_s), syx));
+    SFX(store_lanes)((T *)lossv, ls, VOP(sub)(VOP(mul)(sy, log_s), syx), rows);
     if (gy) {
-        const V gscale = VOP(mul)(SFX(lanes_of)(scale, scale_step), va);
+        const V gscale = VOP(mul)(SFX(lanes_of)(scale, scale_step, rows), va);
         V out[FX_BLOCK_COLS];
         for (j = 0; j < n; ++j)
             out[j] = VOP(mul)(gscale, VOP(sub)(log_s, VOP(sub)(cols[j], m)));
-        SFX(store_columns)(gy, gys, n, out);
+        SFX(store_columns)(gy, gys, n, out, rows);
     }
     if (g) {
-        const V sc = SFX(lanes_of)(scale, scale_step);
+        const V sc = SFX(lanes_of)(scale, scale_step, rows);
         V ca, cb;
         SFX(block_dense_coefs)(sy, r, &ca, &cb);
         for (j = 0; j < n; ++j)
             cols[j] = EXACT_GRAD(e[j], VOP(sub)(zero, ycols[j]), ca, cb, sc);
-        SFX(store_columns)(g, gs, n, cols);
+        SFX(store_columns)(g, gs, n, cols, rows);
     }
 }
 
+/* ---- the block kernels of the table: a full block's copy with its row count fixed ------- */
+
+#define SPARSE_BLOCK_ENTRY(NAME, BODY)                                                        \
+    static void SFX(NAME)(const void *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,         \
+                          const double *scale, ptrdiff_t scale_step, void *g, ptrdiff_t gs,   \
+                          void *loss, ptrdiff_t ls, void *work, ptrdiff_t rows)               \
+    {                                                                                         \
+        if (rows == VL)                                                                       \
+            SFX(BODY)(x, xs, n, t, scale, scale_step, g, gs, loss, ls, work, VL);             \
+        else                                                                                  \
+            SFX(BODY)(x, xs, n, t, scale, scale_step, g, gs, loss, ls, work, rows);           \
+    }
+
+#define DENSE_BLOCK_ENTRY(NAME, BODY)                                                         \
+    static void SFX(NAME)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys,           \
+                          ptrdiff_t n, double a, double b, const double *scale,               \
+                          ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,              \
+                          ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work, ptrdiff_t rows) \
+    {                                                                                         \
+        if (rows == VL)                                                                       \
+            SFX(BODY)(x, xs, y, ys, n, a, b, scale, scale_step, g, gs, gy, gys, loss, ls,     \
+                      work, VL);                                                              \
+        else                                                                                  \
+            SFX(BODY)(x, xs, y, ys, n, a, b, scale, scale_step, g, gs, gy, gys, loss, ls,     \
+                      work, rows);                                                            \
+    }
+
+SPARSE_BLOCK_ENTRY(sparse_lanes, sparse_lanes_of)
+SPARSE_BLOCK_ENTRY(sparse_batch, sparse_batch_of)
+DENSE_BLOCK_ENTRY(dense_lanes, dense_lanes_of)
+DENSE_BLOCK_ENTRY(dense_batch, dense_batch_of)
+
+#undef SPARSE_BLOCK_ENTRY
+#undef DENSE_BLOCK_ENTRY
+#undef ROW_OF
 #undef FLUSH
 #undef EXACT_GRAD
 #undef PASS_STEP
