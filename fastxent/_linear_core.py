@@ -417,3 +417,18 @@ def hessp(data, coef, intercept, v_coef, v_intercept, l2):
     if l2:
         h_coef += l2 * v_coef
     return h_coef, h_intercept
+
+
+def non_finite(X):
+    """Whether a block of X holds a NaN, and an infinity: counts of 0 or 1."""
+    values = X.data if is_scipy_sparse(X) else X   # NumPy or CuPy: the ufuncs dispatch
+    return np.array([int(np.isnan(values).any()), int(np.isinf(values).any())], np.int64)
+
+
+def refuse_non_finite(counts):
+    """scikit-learn's errors for an X with NaN or infinity (``check_array``'s words)."""
+    if counts[0]:
+        raise ValueError("Input X contains NaN.")
+    if counts[1]:
+        raise ValueError("Input X contains infinity or a value too large for "
+                         "dtype('float64').")

@@ -33,7 +33,7 @@ class DaskData:
 
     def __init__(self, X, labels, num_classes, dtype, *, sample_weight=None,
                  label_smoothing=0.0, class_weight=None, ignore_index=None, reduction="mean",
-                 chunk_rows=None, n_threads=None):
+                 chunk_rows=None, n_threads=None, check_finite=False):
         da = _da()
         if core.is_scipy_sparse(X):
             raise TypeError("a SciPy sparse X cannot go with Dask labels; make X a Dask "
@@ -70,6 +70,9 @@ class DaskData:
             raise ValueError(f"dense labels must have shape {(self.n, self.num_classes)} "
                              f"(n_samples, n_classes); got {self.labels.shape}")
         self.offsets = np.cumsum((0,) + rows[:-1]).tolist()
+        # X's NaN and infinities are looked for in the next evaluation's pass over each
+        # block (scikit-learn's check, without a pass of its own)
+        self.check_finite = bool(check_finite)
 
     # the same checks as the NumPy data's: they read only xp, n, n_features, num_classes, dtype
     parameters = core.Data.parameters
@@ -84,7 +87,8 @@ class DaskData:
         return zip(xs, ys, ws, self.offsets)
 
     def graph(self, coef, intercept, want_grad, hessp=None):
-        """A Delayed of ``(loss sum / denominator, grad or H v of coef, of intercept)``."""
+        """A Delayed of ``(loss sum / denominator, grad or H v of coef, of intercept, counts
+        of the blocks with a NaN and with an infinity in X (None unless check_finite))``."""
         from dask import delayed
 
         coef = delayed(coef, pure=True)
@@ -93,7 +97,7 @@ class DaskData:
             hessp = tuple(None if v is None else delayed(v, pure=True) for v in hessp)
         parts = [delayed(_block_share, pure=True)(x, y, w, offset, coef, intercept,
                                                   self.num_classes, self.dtype, want_grad,
-                                                  hessp, self.kwargs)
+                                                  hessp, self.kwargs, self.check_finite)
                  for x, y, w, offset in self._blocks()]
         while len(parts) > 1:
             parts = [delayed(_add_shares, pure=True)(*parts[i:i + _FAN_IN])
@@ -117,6 +121,9 @@ class DaskData:
         if want_grad_X or row_losses is not None:
             raise NotImplementedError("run() computes the objective's sums only")
         (result,) = dask.compute(self.graph(coef, intercept, want_grad_coef, hessp))
+        if self.check_finite:
+            core.refuse_non_finite(result[3])
+            self.check_finite = False
         if hessp is not None:
             return result[1], result[2]
         return result[0], result[1], result[2], None
@@ -143,15 +150,16 @@ def _block_data(X, labels, weights, offset, num_classes, dtype, kwargs):
 
 
 def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype, want_grad,
-                 hessp, kwargs):
+                 hessp, kwargs, check_finite):
+    flags = core.non_finite(X) if check_finite else None
     data = _block_data(X, labels, weights, offset, num_classes, dtype, kwargs)
     coef, intercept = data.parameters(coef, intercept)   # aligned: unpickled ones may not be
     if hessp is not None:
         hessp = data.parameters(*hessp)
         h_coef, h_intercept = data.run(coef, intercept, False, False, hessp=hessp)
-        return data.total, 0.0, h_coef, h_intercept
+        return data.total, 0.0, h_coef, h_intercept, flags
     total, g_coef, g_intercept, _ = data.run(coef, intercept, want_grad, False)
-    return data.total, total, g_coef, g_intercept
+    return data.total, total, g_coef, g_intercept, flags
 
 
 def _block_total(labels, weights, offset, num_classes, dtype, kwargs):
@@ -162,15 +170,15 @@ def _block_total(labels, weights, offset, num_classes, dtype, kwargs):
 def _add_shares(*shares):
     def add(values):
         return None if values[0] is None else sum(values[1:], values[0])
-    return tuple(add([share[k] for share in shares]) for k in range(4))
+    return tuple(add([share[k] for share in shares]) for k in range(5))
 
 
 def _finish(share, mean):
-    total, loss, g_coef, g_intercept = share
+    total, loss, g_coef, g_intercept, flags = share
     inv = (1.0 / total if total else 0.0) if mean else 1.0
     scaled = [None if g is None else g * np.asarray(inv, dtype=g.dtype)
               for g in (g_coef, g_intercept)]
-    return (loss * inv, *scaled)
+    return (loss * inv, *scaled, flags)
 
 
 def _lazy(delayed_value, shape, dtype):
@@ -200,7 +208,7 @@ def linear_cross_entropy(X, coef, labels, intercept, l2, return_grad, return_gra
 
 
 def _with_penalty(result, coef, l2, return_grad):
-    loss, g_coef, g_intercept = result
+    loss, g_coef, g_intercept, _ = result
     if l2:
         loss = loss + 0.5 * l2 * float(np.sum(coef.astype(np.float64) ** 2))
         if return_grad:
@@ -233,6 +241,45 @@ def _block_grad_X(X, labels, weights, offset, coef, intercept, num_classes, dtyp
     w = w / denominator if denominator else np.zeros(rows)
     data = _block_data(X, labels, w, offset, num_classes, dtype, kwargs)
     return data.run(*data.parameters(coef, intercept), False, True)[3]
+
+
+def fused_linear(labels, features, weights, return_grad, chunk_rows, n_threads):
+    """``fastxent.nn.fused_linear_cross_entropy`` on Dask arrays: lazy per-row losses (and
+    gradients of their sum), one task per row block; the weights' gradient is the blocks'
+    shares added by the tree."""
+    from dask import delayed
+
+    da = _da()
+    weights = np.asarray(_computed(weights))
+    dtype = core.compute_dtype(np.dtype(features.dtype), weights.dtype)
+    data = DaskData(features, labels, weights.shape[1] if weights.ndim == 2 else 0, dtype,
+                    reduction="sum", chunk_rows=chunk_rows, n_threads=n_threads)
+    weights, _ = data.parameters(weights, None, name="weights")
+    weights_d = delayed(weights, pure=True)
+    losses, grads, shares = [], [], []
+    for (x, y, _, offset), rows in zip(data._blocks(), data.X.chunks[0]):
+        part = delayed(_block_fused, pure=True, nout=3)(x, y, offset, weights_d,
+                                                         data.num_classes, dtype, return_grad,
+                                                         data.kwargs)
+        losses.append(_lazy(part[0], (rows,), dtype))
+        grads.append(_lazy(part[1], (rows, data.n_features), dtype))
+        shares.append(part[2])
+    loss = da.concatenate(losses) if losses else da.empty((0,), dtype)
+    if not return_grad:
+        return loss
+    while len(shares) > 1:
+        shares = [delayed(sum, pure=True)(shares[i:i + _FAN_IN])
+                  for i in range(0, len(shares), _FAN_IN)]
+    grad_weights = _lazy(shares[0], weights.shape, dtype)
+    return loss, da.concatenate(grads, axis=0), grad_weights
+
+
+def _block_fused(X, labels, offset, weights, num_classes, dtype, want_grad, kwargs):
+    data = _block_data(X, labels, None, offset, num_classes, dtype, kwargs)
+    weights, _ = data.parameters(weights, None, name="weights")
+    rows = np.empty(data.n, np.float64)
+    _, grad_weights, _, grad_X = data.run(weights, None, want_grad, want_grad, rows)
+    return rows.astype(dtype), grad_X, grad_weights
 
 
 def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, l2, options):

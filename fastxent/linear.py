@@ -25,7 +25,8 @@ converted to CSR), a CuPy array or a Dask array (``fastxent._linear_dask``).
 import numpy as np
 
 from ._backend import backend_for, is_lazy
-from ._linear_core import Data, check_l2, hessp, is_scipy_sparse, problem, with_penalty
+from ._linear_core import (Data, check_l2, hessp, is_scipy_sparse, non_finite, problem,
+                           refuse_non_finite, with_penalty)
 
 __all__ = ["LinearObjective", "linear_cross_entropy", "linear_cross_entropy_hessp"]
 
@@ -110,7 +111,13 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
 
 def fused_linear(labels, features, weights, *, return_grad, chunk_rows, n_threads):
     """Per-row losses of ``features @ weights`` and, with ``return_grad``, the gradients of
-    their sum with respect to ``features`` and ``weights`` (``nn.fused_linear_cross_entropy``)."""
+    their sum with respect to ``features`` and ``weights`` (``nn.fused_linear_cross_entropy``);
+    lazy on Dask inputs."""
+    if is_lazy(labels, features, weights):
+        from . import _linear_dask
+
+        return _linear_dask.fused_linear(labels, features, weights, return_grad, chunk_rows,
+                                         n_threads)
     data, (weights, _) = problem(features, weights, labels, None, None, reduction="sum",
                                   chunk_rows=chunk_rows, n_threads=n_threads)
     rows = data.xp.empty(data.n, np.float64)
@@ -167,11 +174,15 @@ class LinearObjective:
     fit_intercept : bool
     **options
         ``sample_weight``, ``label_smoothing``, ``class_weight``, ``ignore_index``,
-        ``l2_reg``, ``reduction``, ``chunk_rows``, ``n_threads``.
+        ``l2_reg``, ``reduction``, ``chunk_rows``, ``n_threads``; ``check_finite`` (default
+        False): refuse an ``X`` with NaN or infinity as scikit-learn does (ValueError). On
+        Dask the check rides in the first evaluation's pass over each block (X is read
+        once), and that evaluation raises; otherwise X is checked here.
     """
 
     def __init__(self, X, labels, n_classes, *, fit_intercept=True, **options):
         self.l2_reg = check_l2(options.pop("l2_reg", 0.0))
+        check_finite = options.pop("check_finite", False)
         lazy = is_lazy(X, labels, options.get("sample_weight"))
         if not (lazy or is_scipy_sparse(X) or hasattr(X, "__array_namespace__")):
             X = np.asarray(X)
@@ -179,8 +190,11 @@ class LinearObjective:
         if lazy:
             from . import _linear_dask
 
-            self._data = _linear_dask.DaskData(X, labels, n_classes, self.dtype, **options)
+            self._data = _linear_dask.DaskData(X, labels, n_classes, self.dtype,
+                                               check_finite=check_finite, **options)
         else:
+            if check_finite:
+                refuse_non_finite(non_finite(X))
             backend = backend_for(X=None if is_scipy_sparse(X) else X, labels=labels,
                                   sample_weight=options.get("sample_weight"))
             self._data = Data(X, labels, n_classes, self.dtype, backend=backend, **options)

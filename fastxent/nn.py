@@ -216,6 +216,7 @@ def fused_linear_cross_entropy(*, labels=None, features=None, weights=None, name
         With ``return_grad``.
     dweights : ndarray, shape ``(d, num_classes)``
         With ``return_grad``.
+        Lazy Dask arrays, block by block, for Dask ``features`` or ``labels``.
 
     Examples
     --------

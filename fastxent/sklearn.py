@@ -206,7 +206,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         objective = LinearObjective(
             X, labels, n_classes, fit_intercept=self.fit_intercept, sample_weight=weights,
             l2_reg=self._l2(total), reduction="mean", chunk_rows=self.chunk_rows,
-            n_threads=self._threads())
+            n_threads=self._threads(), check_finite=is_lazy(X))   # NumPy's: validate_data
         problem = _BinaryObjective(objective) if binary else objective
         x0 = self._start(problem)
         callback = _Printer() if self.verbose else None
@@ -352,12 +352,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return scores
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy; a lazy 0-d Dask array for Dask X."""
+        """Mean accuracy, a float (computed for Dask X: ``cross_val_score`` and the model
+        selection tools take numbers)."""
         if is_lazy(X, y, sample_weight):
             hits = (self.predict(X) == y).astype(np.float64)
             if sample_weight is None:
-                return hits.mean()
-            return (hits * sample_weight).sum() / sample_weight.sum()
+                return float(hits.mean())
+            return float((hits * sample_weight).sum() / sample_weight.sum())
         return super().score(X, y, sample_weight=sample_weight)
 
 

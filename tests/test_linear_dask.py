@@ -138,8 +138,34 @@ def test_dask_fit_reaches_the_numpy_objective(cluster_client, classification, cl
         else:
             np.testing.assert_allclose(computed, expected, rtol=1e-12, atol=1e-12)
     score = lazy.score(Xd, da.from_array(y, chunks=(chunks,)))
-    assert isinstance(score, da.Array)
-    assert float(cluster_client.compute(score, sync=True)) == pytest.approx(lazy.score(X, y))
+    assert isinstance(score, float) and score == pytest.approx(lazy.score(X, y))
+
+
+def test_cross_val_score_takes_a_dask_fit(classification):
+    """score gives a number, as the model selection tools need."""
+    from sklearn.model_selection import cross_val_score
+
+    from fastxent.sklearn import SoftmaxRegression
+
+    X, y, _ = classification
+    scores = cross_val_score(SoftmaxRegression(), da.from_array(X, chunks=(500, 6)),
+                             da.from_array(y, chunks=500), cv=3, error_score="raise")
+    assert scores.shape == (3,) and (scores > 0.5).all()
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "Input X contains NaN"),
+                                          (np.inf, "Input X contains infinity")])
+def test_dask_fit_refuses_nan_and_inf_in_X_as_scikit_learn_does(classification, bad, message):
+    """Found in the first evaluation's pass over X (no pass of its own), before the solver
+    takes a step; the NumPy fit raises the same."""
+    from fastxent.sklearn import SoftmaxRegression
+
+    X, y, _ = classification
+    X = X.copy()
+    X[1234, 3] = bad
+    for data in (X, da.from_array(X, chunks=(400, 6))):
+        with pytest.raises(ValueError, match=message):
+            SoftmaxRegression().fit(data, y if data is X else da.from_array(y, chunks=400))
 
 
 def test_dask_fit_never_gathers_X(cluster_client, classification, monkeypatch):
@@ -186,3 +212,28 @@ def test_dask_array_of_sparse_chunks(problem):
                                         sample_weight=weights)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g.compute(scheduler="threads"), w, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_fused_linear_cross_entropy_stays_lazy_and_matches_numpy(cluster_client, rng, dense):
+    from fastxent import nn
+
+    features = rng.standard_normal((300, 7))
+    weights = rng.standard_normal((7, 5))
+    labels = rng.integers(0, 5, 300)
+    if dense:
+        labels = rng.dirichlet(np.ones(5), 300)
+    want = nn.fused_linear_cross_entropy(labels=labels, features=features, weights=weights,
+                                         return_grad=True)
+    lazy = nn.fused_linear_cross_entropy(
+        labels=da.from_array(labels, chunks=(100,) + labels.shape[1:]),
+        features=da.from_array(features, chunks=(100, 7)), weights=weights, return_grad=True)
+    assert all(isinstance(part, da.Array) for part in lazy)
+    got = cluster_client.compute(list(lazy), sync=True)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-10)
+    only_loss = nn.fused_linear_cross_entropy(labels=da.from_array(labels, chunks=100),
+                                              features=da.from_array(features, chunks=100),
+                                              weights=weights)
+    np.testing.assert_allclose(only_loss.compute(), want[0], rtol=1e-12)
