@@ -61,8 +61,10 @@ class Backend(Protocol):
     def dense_sums_given(self, logits, labels, m, a, b, sum_y, sum_yx) -> None:
         """A block of classes' ``sum(y')`` and ``sum(y' (x - m))`` given the rows' max."""
 
-    def dense_grad_given(self, logits, labels, m, a, b, p_scale, y_scale, grad) -> None:
-        """A block of classes' dense gradient given the rows' combined normalizers."""
+    def dense_grad_given(self, logits, labels, m, r, a, b, total, scale, grad) -> None:
+        """A block of classes' dense gradient ``scale * (total * p - y')`` given the whole
+        rows' normalizers ``(m, r)`` and ``total = sum(y')``, in the exact form of the row
+        kernels (``fx_dense_grad_coefs``)."""
 
     def info(self) -> dict:
         """A description of the build (the ``info`` command prints it)."""

@@ -95,10 +95,10 @@ def dense_sums_given(logits, labels, m, a, b, sum_y, sum_yx):
     _dense_sums_given(logits, labels, _aligned(m), a, b, sum_y, sum_yx)
 
 
-def dense_grad_given(logits, labels, m, a, b, p_scale, y_scale, grad):
+def dense_grad_given(logits, labels, m, r, a, b, total, scale, grad):
     """The kernel's ``dense_grad_given``, its per-row inputs aligned."""
-    _dense_grad_given(logits, labels, _aligned(m), a, b, _aligned(p_scale), _aligned(y_scale),
-                      grad)
+    _dense_grad_given(logits, labels, _aligned(m), _aligned(r), a, b, _aligned(total),
+                      _aligned(scale), grad)
 
 
 __all__ = ["checks_labels", "dense_grad_given", "dense_rows", "dense_sums_given",

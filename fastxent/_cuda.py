@@ -15,6 +15,20 @@ import numpy as np
 from ._options import compose_dense_rows, compose_sparse_rows
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "cuda" / "fastxent_kernels.cu"
+# The row math the kernels share with the CPU's kernels.
+ROW_MATH = pathlib.Path(__file__).resolve().parent / "_src" / "fx_row_math.h"
+
+
+@functools.lru_cache(maxsize=None)
+def source():
+    """The kernels' source with the shared row math written in where it is included: one
+    text, so that CuPy's cache of compiled modules (keyed on the text) sees a change of
+    either file."""
+    include = '#include "fx_row_math.h"'
+    text = SOURCE.read_text()
+    if include not in text:
+        raise RuntimeError(f"{SOURCE} does not include fx_row_math.h")
+    return text.replace(include, ROW_MATH.read_text(), 1)
 
 # Storage type in the kernels for each dtype (float16 travels as raw bits).
 CUDA_TYPES = {np.dtype(np.float16): "unsigned short", np.dtype(np.float32): "float",
@@ -106,7 +120,7 @@ def _module(name, clusters):
     """A module holding one kernel instantiation, compiled on first use (CuPy caches
     the binaries on disk, per device architecture)."""
     options = COMPILE_OPTIONS + (CLUSTER_OPTIONS if clusters else ())
-    return _cupy().RawModule(code=SOURCE.read_text(), options=options, name_expressions=(name,))
+    return _cupy().RawModule(code=source(), options=options, name_expressions=(name,))
 
 
 @functools.lru_cache(maxsize=None)
@@ -350,7 +364,7 @@ def dense_sums_given(logits, labels, m, a, b, sum_y, sum_yx):
         _per_row(m), np.float64(a), np.float64(b), sum_y, sum_yx))
 
 
-def dense_grad_given(logits, labels, m, a, b, p_scale, y_scale, grad):
+def dense_grad_given(logits, labels, m, r, a, b, total, scale, grad):
     """As ``fastxent._kernels.dense_grad_given``."""
     rows, cols = logits.shape
     if rows == 0:
@@ -361,8 +375,8 @@ def dense_grad_given(logits, labels, m, a, b, p_scale, y_scale, grad):
     tpr, grid, block = _launch_shape(rows, cols)
     _kernel(f"fx_dense_grad_given<{CUDA_TYPES[x.dtype]}, {tpr}>")(grid, block, (
         x, np.int64(rows), np.int64(cols), _element_stride(x, 0), y, _element_stride(y, 0),
-        _per_row(m), np.float64(a), np.float64(b), _per_row(p_scale), _per_row(y_scale),
-        g.target, _element_stride(g.target, 0)))
+        _per_row(m), _per_row(r), np.float64(a), np.float64(b), _per_row(total),
+        _per_row(scale), g.target, _element_stride(g.target, 0)))
     g.finish()
 
 

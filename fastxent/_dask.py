@@ -263,8 +263,9 @@ def _split_dense(x, y, plan, rows, want_grad, want_labels_grad, weighting):
         w = (xp.ones(len(rows)) if not scaled
              else xp.ascontiguousarray(scaled[0].reshape(-1), np.float64))
         g = xp.empty_like(rows)
-        backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]), a, b,
-                                 xp.ascontiguousarray(w * s2[:, 0] / (1.0 + n[:, 1])), w, g)
+        backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]),
+                                 xp.ascontiguousarray(n[:, 1]), a, b,
+                                 xp.ascontiguousarray(s2[:, 0]), w, g)
         return g.reshape(xb.shape)
 
     grad = da.blockwise(

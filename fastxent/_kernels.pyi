@@ -38,8 +38,8 @@ def dense_sums_given(
     sum_yx: _Doubles,
 ) -> None: ...
 def dense_grad_given(
-    logits: _Array, labels: _Array, m: _Doubles, a: float, b: float, p_scale: _Doubles,
-    y_scale: _Doubles, grad: _Array,
+    logits: _Array, labels: _Array, m: _Doubles, r: _Doubles, a: float, b: float,
+    total: _Doubles, scale: _Doubles, grad: _Array,
 ) -> None: ...
 def combine_normalizers(
     m1: _Doubles, r1: _Doubles, m2: _Doubles, r2: _Doubles, m: _Doubles, r: _Doubles,

@@ -1350,16 +1350,16 @@ def sparse_grad_given(cnp.ndarray logits, const double[::1] m, const double[::1]
 
 
 cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, double a,
-                       double b, double *sum_y, double *sum_yx, const double *p_scale,
-                       const double *y_scale, Strided *g, real *xbuf, real *ybuf,
-                       real *gbuf) noexcept nogil:
+                       double b, double *sum_y, double *sum_yx, const double *r,
+                       const double *total, const double *scale, Strided *g, real *xbuf,
+                       real *ybuf, real *gbuf) noexcept nogil:
     """Sums (when g is NULL) or the gradient (when it is not) of a block of classes."""
     cdef Py_ssize_t i, part, length, c = x.cols
     cdef int store = _storage(x, y, g, NULL)
     cdef Py_ssize_t item = _itemsize(store)
     cdef bint x_direct = _direct(x, store), y_direct = _direct(y, store)
     cdef bint g_direct = _direct(g, store)
-    cdef double sy, syx, total_y, total_yx, w, total
+    cdef double sy, syx, total_y, total_yx
     cdef const char *xr
     cdef const char *yr
     cdef void *gr
@@ -1380,18 +1380,14 @@ cdef void _dense_given(real *witness, Strided *x, Strided *y, const double *m, d
             sum_yx[i] = total_yx
         else:
             gr = <void *>(g.data + i * g.row_stride) if g_direct else <void *>gbuf
-            # the protocol's p_scale = w sum(y') / (1 + r) and y_scale = w, as EXACT_GRAD's
-            # scale = w, total = p_scale / w, r = 0 (the exact form needs r, not given here)
-            w = y_scale[i]
-            total = p_scale[i] / w if w != 0 else 0.0
-            _active.dense_grad_part[store](xr, yr, c, m[i], a, b, w, total, 0.0, gr)
+            _active.dense_grad_part[store](xr, yr, c, m[i], a, b, scale[i], total[i], r[i], gr)
             if not g_direct:
                 _scatter(g, i, gbuf)
 
 
 cdef int _run_dense_given(Strided *x, Strided *y, const double *m, double a, double b,
-                          double *sum_y, double *sum_yx, const double *p_scale,
-                          const double *y_scale, Strided *g) except -1:
+                          double *sum_y, double *sum_yx, const double *r, const double *total,
+                          const double *scale, Strided *g) except -1:
     """``_dense_given`` in the logits' compute type, with its scratch rows."""
     cdef Py_ssize_t part = x.cols * 8 + 8
     cdef _Scratch scratch = _Scratch(1, 3 * part)
@@ -1399,11 +1395,11 @@ cdef int _run_dense_given(Strided *x, Strided *y, const double *m, double a, dou
         return 0
     with nogil:
         if x.kind == F64:
-            _dense_given(<double *>NULL, x, y, m, a, b, sum_y, sum_yx, p_scale, y_scale, g,
+            _dense_given(<double *>NULL, x, y, m, a, b, sum_y, sum_yx, r, total, scale, g,
                          <double *>scratch.block, <double *>(scratch.block + part),
                          <double *>(scratch.block + 2 * part))
         else:
-            _dense_given(<float *>NULL, x, y, m, a, b, sum_y, sum_yx, p_scale, y_scale, g,
+            _dense_given(<float *>NULL, x, y, m, a, b, sum_y, sum_yx, r, total, scale, g,
                          <float *>scratch.block, <float *>(scratch.block + part),
                          <float *>(scratch.block + 2 * part))
     return 0
@@ -1416,18 +1412,19 @@ def dense_sums_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
     if x.rows:
-        _run_dense_given(&x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL, NULL)
+        _run_dense_given(&x, &y, &m[0], a, b, &sum_y[0], &sum_yx[0], NULL, NULL, NULL, NULL)
 
 
-def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m, double a,
-                     double b, const double[::1] p_scale, const double[::1] y_scale,
-                     cnp.ndarray grad):
-    """``grad = exp(x - m) * p_scale - y_scale * y'`` per row of a block of classes."""
+def dense_grad_given(cnp.ndarray logits, cnp.ndarray labels, const double[::1] m,
+                     const double[::1] r, double a, double b, const double[::1] total,
+                     const double[::1] scale, cnp.ndarray grad):
+    """``grad = scale * (total * p - y')`` per row of a block of classes, from the whole
+    rows' normalizers ``(m, r)`` and ``total = sum(y')``: the row kernels' exact form."""
     cdef Strided x = _strided(logits)
     cdef Strided y = _strided(labels)
     cdef Strided g = _strided(grad)
     if x.rows:
-        _run_dense_given(&x, &y, &m[0], a, b, NULL, NULL, &p_scale[0], &y_scale[0], &g)
+        _run_dense_given(&x, &y, &m[0], a, b, NULL, NULL, &r[0], &total[0], &scale[0], &g)
 
 
 # --- the row math for arrays (fastxent._lse: the split class axis on NumPy chunks) ------------

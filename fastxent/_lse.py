@@ -1,4 +1,4 @@
-"""The row math of ``_src/fx_kernels.h``, for arrays: the log-sum-exp combine rule of
+"""The row math of ``_src/fx_row_math.h``, for arrays: the log-sum-exp combine rule of
 partial normalizers, and the finishing of a row's loss from its normalizer, under the C
 functions' names (the Dask executor's split class axis uses them).
 
@@ -51,9 +51,10 @@ def fold(m, r, xp=np):
 
 
 def finish(m, r, xp=np):
-    """A whole row's normalizer from its combined partials: a row with no entry above
-    -inf gets r = NaN, as the kernels give it."""
-    return m, xp.where(m == -np.inf, np.nan, r)
+    """A whole row's normalizer from its combined partials, by the NaN rule (``fx_row_r``):
+    a row whose max is not finite gets r = NaN, as the kernels give it."""
+    with np.errstate(invalid="ignore"):
+        return m, xp.where((m > -np.inf) & (m < np.inf), r, np.nan)
 
 
 def fx_sparse_loss(m, r, xt, xp=np):

@@ -218,6 +218,41 @@ def _tied_and_untied_partials(rng, n=20_000):
     return m1, r1, m2, r2
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_class_axis_dense_gradient_is_the_whole_rows(backend, rng, dtype):
+    """The pieces of a split class axis give a label distribution's gradient in the whole
+    row's exact form: a dominant class whose label is the whole mass gets -r / (1 + r), not
+    a rounded 0, as the whole row does."""
+    rows, classes, cut = 9, 40, 13
+    x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    y = rng.random((rows, classes)).astype(dtype)
+    x[0], y[0] = 0.0, 0.0
+    x[0, 20], y[0, 20] = 30.0, 1.0                     # dominant, the whole mass
+    xp = backend.xp
+    loss, whole = xp.empty(rows, dtype), xp.empty((rows, classes), dtype)
+    backend.dense_rows(_to(backend, x), _to(backend, y), loss, whole, None, 1.0, 0.0,
+                       _to(backend, np.ones(1)))
+    parts = []
+    for block in (x[:, :cut], x[:, cut:]):
+        m, r = xp.empty(rows), xp.empty(rows)
+        backend.row_partials(_to(backend, np.ascontiguousarray(block)), m, r)
+        parts.append((_host(m), _host(r)))
+    m, r = _lse.finish(*_lse.fx_combine(*parts[0], *parts[1]))
+    total = y.astype(np.float64).sum(axis=1)
+    grad = []
+    for block, labels in ((x[:, :cut], y[:, :cut]), (x[:, cut:], y[:, cut:])):
+        g = xp.empty(block.shape, dtype)
+        backend.dense_grad_given(_to(backend, np.ascontiguousarray(block)),
+                                 _to(backend, np.ascontiguousarray(labels)), _to(backend, m),
+                                 _to(backend, r), 1.0, 0.0, _to(backend, total),
+                                 _to(backend, np.ones(rows)), g)
+        grad.append(_host(g))
+    grad, whole = np.concatenate(grad, axis=1), _host(whole)
+    assert grad[0, 20] < 0 and whole[0, 20] < 0
+    np.testing.assert_allclose(grad, whole, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-7 if dtype == np.float32 else 1e-15)
+
+
 def test_the_python_combine_rule_gives_the_c_rules_bits(rng):
     """``fastxent._lse`` runs C's ``fx_combine`` on NumPy arrays (a split class axis on the
     CPU), and the array-library form (CuPy) matches it: bit for bit where the maxima tie,

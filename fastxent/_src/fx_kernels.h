@@ -1,6 +1,6 @@
 /* The table of CPU kernels that each instruction-set build of fx_kernels.c fills, the
- * runtime choice among them (fx_dispatch.c), and the row math every build shares: the
- * combine rule and the finishing of a row from its normalizer.
+ * runtime choice among them (fx_dispatch.c), and the partials every build combines (the row
+ * math itself, shared with the CUDA kernels, is fx_row_math.h).
  */
 #ifndef FX_KERNELS_H
 #define FX_KERNELS_H
@@ -112,26 +112,7 @@ int fx_supported_kernels(const fx_kernels **out);
 /* Every build in the extension, in the list's order, whether this CPU runs it or not. */
 int fx_built_kernels(const fx_kernels **out);
 
-#include <math.h>
-
-/* Combine two partial normalizers (m, r), r = sum(exp(x - m)) - 1: the log-sum-exp
-   rule. (-inf, -1) is the empty partial; a NaN r stays NaN. */
-static inline void fx_combine(double *m, double *r, double mc, double rc)
-{
-    if (mc == -INFINITY && rc == -1.0)
-        return;
-    if (*m == -INFINITY && *r == -1.0) {
-        *m = mc;
-        *r = rc;
-    } else if (mc > *m) {
-        *r = rc + (1.0 + *r) * exp(*m - mc);
-        *m = mc;
-    } else if (mc == *m) {
-        *r = *r + 1.0 + rc;
-    } else {
-        *r = *r + (1.0 + rc) * exp(mc - *m);
-    }
-}
+#include "fx_row_math.h"
 
 static inline void fx_partial_empty(fx_partial *p)
 {
@@ -158,51 +139,10 @@ static inline void fx_combine_partial(fx_partial *acc, const fx_partial *p)
     acc->sy += p->sy;
 }
 
-/* A whole row: no entry above -inf (or none at all) makes r NaN, so the row is NaN. */
+/* A whole row: the NaN rule (fx_row_r). */
 static inline void fx_partial_finish(fx_partial *row)
 {
-    if (row->m == -INFINITY)
-        row->r = NAN;
-}
-
-/* Finishing a row from its normalizer: shared by every instruction set and by
-   the class-axis split, so that both give the same bits. */
-static inline double fx_sparse_loss(double m, double r, double xt)
-{
-    return log1p(r) + (m - xt);
-}
-
-/* The dense loss sum(y') lse - sum(y' x), from log_s = log1p(r) and the sums relative to
-   the max (so that the max cancels). */
-static inline double fx_dense_loss(double sy, double log_s, double syx)
-{
-    return sy * log_s - syx;
-}
-
-/* The dense gradient's per-row coefficients: scale (total p - y') = scale ((ca e - y') + cb e)
-   with e = exp(x - m), p = e / (1 + r). Where the max dominates (r < 1), ca = total and
-   cb = -total r / (1 + r): the bracket's large part is rounded once and the small correction
-   added in one fused step, so a dominant class with y' = total gives -total r / (1 + r), not
-   0, and labels [0.5, 0.5] give 0.5 - r / (1 + r), not 0.5 (TensorFlow's tests ask for
-   both). Elsewhere ca = total / (1 + r), cb = 0: p first, which keeps its precision when r
-   is large and the first form would cancel. */
-static inline void fx_dense_grad_coefs(double total, double r, double *ca, double *cb)
-{
-    if (r < 1.0) {
-        *ca = total;
-        *cb = -(r / (1.0 + r)) * total;
-    } else {
-        *ca = total / (1.0 + r);
-        *cb = 0.0;
-    }
-}
-
-/* The target entry of the sparse gradient, scale * (p_t - 1). */
-static inline double fx_sparse_target_grad(double m, double r, double xt, double scale)
-{
-    if (xt == m)
-        return -scale * (r / (1.0 + r));   /* exact when the target is the max */
-    return scale * (exp(xt - m) / (1.0 + r) - 1.0);
+    row->r = fx_row_r(row->m, row->r);
 }
 
 #endif /* FX_KERNELS_H */

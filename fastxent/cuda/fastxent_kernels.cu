@@ -2,9 +2,11 @@
 //
 // Compiled at run time by CuPy (cupy.RawModule, NVRTC), one instantiation at a time
 // (fastxent/_cuda.py lists them all), and by tests/test_cuda_compile.py with nvcc for
-// sm_80 and sm_90 (with -DFX_CLUSTERS: thread-block clusters). No header beyond what
-// NVRTC has built in: float16 travels as raw bits (unsigned short), converted by the
-// hardware with the CPU's rounding (fx_half.h: to nearest even).
+// sm_80 and sm_90 (with -DFX_CLUSTERS: thread-block clusters). One header beside what
+// NVRTC has built in: the row math shared with the CPU kernels (fastxent/_src/
+// fx_row_math.h, which fastxent._cuda.source() writes in where it is included). float16
+// travels as raw bits (unsigned short), converted by the hardware with the CPU's rounding
+// (fx_half.h: to nearest even).
 //
 // They mirror the CPU kernels (fastxent/_src/fx_kernels_impl.h):
 //   * a row's normalizer is (m, r) with sum(exp(x - m)) = 1 + r, entries equal to
@@ -27,6 +29,9 @@
 #define FX_CUDA_KERNELS
 
 #define FX_INF __int_as_float(0x7f800000)
+#define FX_NAN_D __longlong_as_double(0x7ff8000000000000LL)
+
+#include "fx_row_math.h"
 
 typedef long long fx_index;
 
@@ -61,6 +66,9 @@ __device__ __forceinline__ void fx_store(unsigned short *p, double v) { *p = fx_
 __device__ __forceinline__ float fx_exp(float v) { return expf(v); }
 __device__ __forceinline__ double fx_exp(double v) { return exp(v); }
 
+__device__ __forceinline__ float fx_fma(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fx_fma(double a, double b, double c) { return fma(a, b, c); }
+
 // exp for results held to an absolute error (gradient entries, and float16 work): the
 // hardware's 2^x (about 2 ulp) of x * log2(e) in float: a few ulp of the result, and
 // exactly 1 at 0. Double stays exact.
@@ -87,25 +95,11 @@ struct fx_norm {
     double r;  // sum(exp(x - m)) - 1; (-inf, -1) is the empty normalizer
 };
 
-// The log-sum-exp rule, as fx_combine in fastxent/_src/fx_kernels.h.
+// The log-sum-exp rule of fx_row_math.h, on normalizers.
 __device__ __forceinline__ fx_norm fx_combine(fx_norm a, fx_norm b)
 {
-    if (b.m == -FX_INF && b.r == -1.0)
-        return a;
-    if (a.m == -FX_INF && a.r == -1.0)
-        return b;
-    fx_norm out;
-    if (b.m > a.m) {
-        out.m = b.m;
-        out.r = b.r + (1.0 + a.r) * exp(a.m - b.m);
-    } else if (b.m == a.m) {
-        out.m = a.m;
-        out.r = a.r + 1.0 + b.r;
-    } else {
-        out.m = a.m;
-        out.r = a.r + (1.0 + b.r) * exp(b.m - a.m);
-    }
-    return out;
+    fx_combine(&a.m, &a.r, b.m, b.r);
+    return a;
 }
 
 // Add one entry to a thread's running normalizer.
@@ -167,8 +161,7 @@ template <int TPR>
 __device__ __forceinline__ fx_norm fx_row_normalizer(fx_norm s, fx_norm *shared)
 {
     s = fx_row_combine<TPR>(s, shared);
-    if (!(s.m > -FX_INF && s.m < FX_INF))
-        s.r = __longlong_as_double(0x7ff8000000000000LL);
+    s.r = fx_row_r(s.m, s.r);
     return s;
 }
 
@@ -204,23 +197,35 @@ __device__ __forceinline__ void fx_sparse_grad_row(const T *row, fx_index cols, 
     const A mc = (A)m;
     for (fx_index j = lane; j < cols; j += TPR) {
         double value = (double)(fx_exp_fast((A)(fx_load(row + j) - mc)) * inv);
-        if (j == t)  // p_t - 1, exact when the target is the max
-            value = xt == m ? -sc * (r / (1.0 + r)) : sc * (exp(xt - m) / (1.0 + r) - 1.0);
+        if (j == t)
+            value = fx_sparse_target_grad(m, r, xt, sc);
         fx_store(g + j, value);
     }
 }
 
-// g = exp(x - m) * p_scale - y_scale * (a y + b)
+// One entry of the dense gradient, scale (total p - y'), in the exact form of the CPU's
+// kernels: scale ((ca e - y') + cb e), e = exp(x - m), (ca, cb) = fx_dense_grad_coefs.
+template <typename A>
+__device__ __forceinline__ A fx_dense_grad_entry(A e, A y, A neg_a, A neg_b, A ca, A cb, A sc)
+{
+    return fx_fma(cb, e, fx_fma(ca, e, fx_fma(neg_a, y, neg_b))) * sc;
+}
+
+// A row's (or a block of classes') dense gradient from the whole row's normalizer (m, r)
+// and total = sum(y'), y' = a y + b.
 template <typename T, int TPR>
 __device__ __forceinline__ void fx_dense_grad_row(const T *row, const T *yrow, fx_index cols,
-                                                  int lane, double m, double a, double b,
-                                                  double p_scale, double y_scale, T *g)
+                                                  int lane, double m, double r, double a,
+                                                  double b, double total, double sc, T *g)
 {
     typedef typename fx_compute<T>::type A;
-    const A mc = (A)m, ps = (A)p_scale, ys = (A)y_scale;
+    double ca, cb;
+    fx_dense_grad_coefs(total, r, &ca, &cb);
+    const A mc = (A)m, nega = (A)-a, negb = (A)-b;
     for (fx_index j = lane; j < cols; j += TPR) {
-        const A yj = (A)(a * (double)fx_load(yrow + j) + b);
-        fx_store(g + j, (double)(fx_exp_fast((A)(fx_load(row + j) - mc)) * ps - ys * yj));
+        const A e = fx_exp_fast((A)(fx_load(row + j) - mc));
+        fx_store(g + j, (double)fx_dense_grad_entry<A>(e, fx_load(yrow + j), nega, negb, (A)ca,
+                                                       (A)cb, (A)sc));
     }
 }
 
@@ -251,12 +256,12 @@ __device__ void fx_sparse(const T *x, fx_index rows, fx_index cols, fx_index x_s
         const long long t = labels[i];
         const bool valid = t >= 0 && t < cols;
         // read before any thread may overwrite the row with its gradient
-        const double xt = valid ? (double)fx_load(row + t) : __longlong_as_double(0x7ff8000000000000LL);
+        const double xt = valid ? (double)fx_load(row + t) : FX_NAN_D;
         fx_norm s = fx_row_normalizer<TPR>(fx_thread_normalizer<T, TPR>(row, cols, lane), shared);
         if (!valid)
-            s.r = __longlong_as_double(0x7ff8000000000000LL);
+            s.r = FX_NAN_D;
         if (lane == 0)
-            fx_store(loss + i * loss_stride, log1p(s.r) + (s.m - xt));
+            fx_store(loss + i * loss_stride, fx_sparse_loss(s.m, s.r, xt));
         if (grad)
             fx_sparse_grad_row<T, TPR>(row, cols, lane, s.m, s.r, xt, t, scale[i * scale_step],
                                        grad + i * grad_stride);
@@ -298,10 +303,10 @@ __device__ void fx_dense(const T *x, fx_index rows, fx_index cols, fx_index x_st
         sum_y = fx_row_sum<TPR>(sum_y, shared_sums);
         sum_yx = fx_row_sum<TPR>(sum_yx, shared_sums);
         if (lane == 0)
-            fx_store(loss + i * loss_stride, sum_y * log_s - sum_yx);
+            fx_store(loss + i * loss_stride, fx_dense_loss(sum_y, log_s, sum_yx));
         if (grad)
-            fx_dense_grad_row<T, TPR>(row, yrow, cols, lane, s.m, a, b, sc * sum_y / (1.0 + s.r),
-                                      sc, grad + i * grad_stride);
+            fx_dense_grad_row<T, TPR>(row, yrow, cols, lane, s.m, s.r, a, b, sum_y, sc,
+                                      grad + i * grad_stride);
         if (TPR > 32)
             __syncthreads();
     }
@@ -585,7 +590,7 @@ __device__ __forceinline__ void fx_sparse_fit(const T *x, fx_index rows, fx_inde
         const long long t = labels[i];
         const bool valid = t >= 0 && t < cols;
         // read before any thread may overwrite the row with its gradient
-        const double xt = valid ? (double)fx_load(row + t) : __longlong_as_double(0x7ff8000000000000LL);
+        const double xt = valid ? (double)fx_load(row + t) : FX_NAN_D;
         fx_pack<T, V> reg[NV];
         fx_load_packs<T, V, NV, TPR>(reg, row, vectors, base, lane);
         const A m = fx_row_reduce<TPR, CL>(fx_packs_max<T, V, NV>(reg), warp_max,
@@ -593,18 +598,14 @@ __device__ __forceinline__ void fx_sparse_fit(const T *x, fx_index rows, fx_inde
         fx_vals<2> sums = {{0.0, 0.0}};
         fx_packs_below<T, V, NV>(sums, reg, m);
         sums = fx_row_reduce<TPR, CL>(sums, warp_sums, block_sums + slot, fx_sum_op());
-        double r = sums.v[0] + (sums.v[1] - 1.0);
-        if (!(m > -FX_INF && m < FX_INF) || !valid)
-            r = __longlong_as_double(0x7ff8000000000000LL);
+        const double r = valid ? fx_row_r((double)m, sums.v[0] + (sums.v[1] - 1.0)) : FX_NAN_D;
         if (lane == 0 && rank == 0)
-            fx_store(loss + i * loss_stride, log1p(r) + ((double)m - xt));
+            fx_store(loss + i * loss_stride, fx_sparse_loss((double)m, r, xt));
         if (!grad)
             continue;
         const double sc = scale[i * scale_step];
         const A inv = (A)(sc / (1.0 + r));
-        // p_t - 1, exact when the target is the max
-        const A target = (A)(xt == (double)m ? -sc * (r / (1.0 + r))
-                                             : sc * (exp(xt - (double)m) / (1.0 + r) - 1.0));
+        const A target = (A)fx_sparse_target_grad((double)m, r, xt, sc);
         T *g = grad + i * grad_stride;
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
@@ -665,14 +666,14 @@ __device__ __forceinline__ void fx_dense_fit(const T *x, fx_index rows, fx_index
             }
         }
         sums = fx_row_reduce<TPR, CL>(sums, warp_sums, block_sums + slot, fx_sum_op());
-        double r = sums.v[0] + (sums.v[1] - 1.0);
-        if (!(m > -FX_INF && m < FX_INF))
-            r = __longlong_as_double(0x7ff8000000000000LL);
+        const double r = fx_row_r((double)m, sums.v[0] + (sums.v[1] - 1.0));
         const double log_s = log1p(r), sum_y = sums.v[2];
         if (lane == 0 && rank == 0)
-            fx_store(loss + i * loss_stride, sum_y * log_s - sums.v[3]);
+            fx_store(loss + i * loss_stride, fx_dense_loss(sum_y, log_s, sums.v[3]));
         const double sc = scale[i * scale_step];
-        const A ps = (A)(sc * sum_y / (1.0 + r)), ys = (A)sc;
+        double ca_, cb_;
+        fx_dense_grad_coefs(sum_y, r, &ca_, &cb_);
+        const A ca = (A)ca_, cb = (A)cb_, vs = (A)sc, nega = (A)-a, negb = (A)-b;
 #pragma unroll
         for (int k = 0; k < NV; ++k) {
             const fx_index v = base + (fx_index)k * TPR + lane;
@@ -682,8 +683,9 @@ __device__ __forceinline__ void fx_dense_fit(const T *x, fx_index rows, fx_index
                 fx_pack<T, V> out;
 #pragma unroll
                 for (int e = 0; e < V; ++e) {
-                    const A yj = (A)(a * (double)fx_value(yreg[k].v[e]) + b);
-                    out.v[e] = fx_bits(fx_exp_fast((A)(fx_value(reg[k].v[e]) - m)) * ps - ys * yj, T());
+                    const A ex = fx_exp_fast((A)(fx_value(reg[k].v[e]) - m));
+                    out.v[e] = fx_bits(fx_dense_grad_entry<A>(ex, fx_value(yreg[k].v[e]), nega,
+                                                              negb, ca, cb, vs), T());
                 }
                 *reinterpret_cast<fx_pack<T, V> *>(grad + i * grad_stride + v * V) = out;
             }
@@ -744,11 +746,10 @@ fx_sparse_loss_stream(const T *x, fx_index rows, fx_index cols, fx_index x_strid
         sums = fx_group_reduce<TPR>(sums, warp_sums, fx_sum_op());
         if (threadIdx.x == 0) {
             const long long t = labels[i];
-            double r = sums.v[0] + (sums.v[1] - 1.0);
-            if (!(row_max > -FX_INF && row_max < FX_INF) || t < 0 || t >= cols)
-                r = __longlong_as_double(0x7ff8000000000000LL);
+            const double r = (t < 0 || t >= cols) ? FX_NAN_D
+                             : fx_row_r((double)row_max, sums.v[0] + (sums.v[1] - 1.0));
             const double xt = r == r ? (double)fx_load(row + t) : r;
-            fx_store(loss + i * loss_stride, log1p(r) + ((double)row_max - xt));
+            fx_store(loss + i * loss_stride, fx_sparse_loss((double)row_max, r, xt));
         }
     }
 }
@@ -881,19 +882,20 @@ __global__ void fx_dense_sums_given(const T *x, fx_index rows, fx_index cols, fx
     }
 }
 
-// grad = exp(x - m) * p_scale - y_scale * y' for each row's block of classes.
+// grad = scale * (total p - y') for each row's block of classes, from the whole row's
+// normalizer (m, r) and total = sum(y') (the exact form: fx_dense_grad_row).
 template <typename T, int TPR>
 __global__ void fx_dense_grad_given(const T *x, fx_index rows, fx_index cols, fx_index x_stride,
-                                    const T *y, fx_index y_stride, const double *m, double a,
-                                    double b, const double *p_scale, const double *y_scale,
-                                    T *grad, fx_index grad_stride)
+                                    const T *y, fx_index y_stride, const double *m,
+                                    const double *r, double a, double b, const double *total,
+                                    const double *scale, T *grad, fx_index grad_stride)
 {
     fx_index first, step;
     int lane;
     fx_row_slot<TPR>(first, step, lane);
     for (fx_index i = first; i < rows; i += step)
-        fx_dense_grad_row<T, TPR>(x + i * x_stride, y + i * y_stride, cols, lane, m[i], a, b,
-                                  p_scale[i], y_scale[i], grad + i * grad_stride);
+        fx_dense_grad_row<T, TPR>(x + i * x_stride, y + i * y_stride, cols, lane, m[i], r[i], a,
+                                  b, total[i], scale[i], grad + i * grad_stride);
 }
 
 // The first position of a label outside [0, cols), as an atomic minimum (rows if none).
