@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
@@ -122,7 +123,7 @@ kernels = Extension(
     "fastxent._kernels",
     sources=["fastxent/_kernels.pyx", f"{SRC}/fx_dispatch.c"],
     include_dirs=[np.get_include(), SRC],
-    depends=HEADERS + [KERNEL_SOURCE, "fastxent/_linear_kernels.pxi"],
+    depends=HEADERS + [KERNEL_SOURCE] + sorted(str(p) for p in Path("fastxent").glob("*.pxi")),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=OPTIMIZE + openmp,
     extra_link_args=openmp,

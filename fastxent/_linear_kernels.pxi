@@ -362,18 +362,8 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     else:
         job.labels = <const int64_t *>cnp.PyArray_DATA(labels)
     job.a, job.b = a, b
-    job.options = _NO_OPTIONS
-    if ignore_index is not None or class_weight is not None or label_smoothing != 0.0:
-        job.options.on = True
-        job.options.has_ignore = ignore_index is not None
-        job.options.ignore_index = ignore_index if job.options.has_ignore else 0
-        job.options.class_weight = &class_weight[0] if class_weight is not None else NULL
-        job.options.one_minus_eps = 1.0 - label_smoothing
-        if label_smoothing != 0.0:
-            spread = (np.ones(job.c) if class_weight is None else np.asarray(class_weight)
-                      ).astype(x.dtype)
-            job.options.spread = <const char *>cnp.PyArray_DATA(spread)
-            job.options.a = label_smoothing / job.c
+    spread = _options_of(&job.options, ignore_index, class_weight, label_smoothing, job.c,
+                         x.dtype)
     job.scale = &scale[0]
     job.scale_step = _scale_step(scale, n)
     job.row_loss = <double *>cnp.PyArray_DATA(row_loss) if row_loss is not None else NULL
