@@ -82,7 +82,7 @@ def optional_packages(out=sys.stdout):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "bench":
-        from fastxent._bench import main as bench
+        from fastxent._bench.run import main as bench
 
         return bench(argv[1:])            # its own options: python -m fastxent bench --help
     parser = argparse.ArgumentParser(prog="python -m fastxent",

@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from fastxent import _bench, _bench_report, _kernels
+from fastxent import _kernels
+from fastxent._bench import report as _bench_report
+from fastxent._bench import run as _bench
 
 
 def test_bench_runs_and_reports(tmp_path, python_subprocess):
@@ -97,7 +99,7 @@ def test_bench_refuses_bad_arguments_with_a_message(capsys, arguments, message):
 
 
 def test_quick_sweeps_fewer_classes_and_dtypes():
-    from fastxent import _bench_workload as workload
+    from fastxent._bench import workload
 
     _, args = _bench.parse_args(["--quick"])
     assert args.parts == ["workload", "sweep", "calls"]
@@ -114,7 +116,7 @@ def test_bench_refuses_a_path_this_cpu_lacks(tmp_path, python_subprocess):
 
 
 def test_peers_include_torch_compile_where_torch_and_a_compiler_are(monkeypatch):
-    from fastxent import _bench
+    from fastxent._bench import run as _bench
 
     peers = _bench.installed_peers()
     assert list(peers) == [p for p in _bench.PEERS if p in peers]
@@ -123,7 +125,7 @@ def test_peers_include_torch_compile_where_torch_and_a_compiler_are(monkeypatch)
 
 
 def test_fastest_peer_is_the_smallest_time():
-    from fastxent._bench_report import fastest_peer
+    from fastxent._bench.report import fastest_peer
 
     row = {"torch_s": 3.0, "torch.compile_s": 1.0, "jax_s": 2.0}
     assert fastest_peer(row, ["torch", "torch.compile", "jax"]) == ("torch.compile", 1.0)
@@ -149,7 +151,7 @@ def test_gpu_bench_says_what_it_needs(tmp_path, python_subprocess):
 
 
 def test_peers_are_capped_to_the_timed_paths_isa_class(monkeypatch):
-    from fastxent._bench import child_environment
+    from fastxent._bench.run import child_environment
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)

@@ -20,8 +20,8 @@ import numpy as np
 
 import fastxent
 from fastxent import _kernels
-from fastxent._bench import DEFAULT_SHAPES, interleaved_timings
-from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
+from fastxent._bench.run import DEFAULT_SHAPES, interleaved_timings
+from fastxent._bench.workload import dense_labels, make_inputs, parse_shapes
 
 
 def import_previous(checkout):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import fastxent
-from fastxent import _bench_workload as workload
+from fastxent._bench import workload
 from fastxent import _kernels
 
 SHAPES = ["65536x10:float32", "8192x1000:float32", "1024x32000:float32",

@@ -18,7 +18,7 @@ def gpu_cases(cases, min_time, log):
     rotate among the copies, so that every call reads from device memory."""
     import cupy
 
-    from fastxent._bench_workload import make_inputs
+    from fastxent._bench.workload import make_inputs
 
     def seconds(call, copies):
         for k in range(copies):

@@ -31,10 +31,9 @@ import time
 
 import numpy as np
 
-from fastxent import _bench_report as report
-from fastxent import _bench_workload as workload
-from fastxent._bench_workload import dense_labels, make_inputs, parse_shapes
-from fastxent._bench_gpu import GPU_SHAPES
+from fastxent._bench import report, workload
+from fastxent._bench.workload import dense_labels, make_inputs, parse_shapes
+from fastxent._bench.gpu import GPU_SHAPES
 
 DEFAULT_SHAPES = "65536x10,8192x1000,1024x32000,128x128256,100000x10:float64"
 PARTS = ("workload", "sweep", "calls")
@@ -583,7 +582,7 @@ def main(argv):
     if args.peers is not None:
         peers = {name: version for name, version in peers.items() if name in args.peers}
     if args.device == "gpu":
-        from fastxent._bench_gpu import main as gpu_main
+        from fastxent._bench.gpu import main as gpu_main
 
         return gpu_main(args, peers)
 
