@@ -25,7 +25,7 @@ SRC = "fastxent/_src"
 KERNEL_SOURCE = f"{SRC}/fx_kernels.c"
 HEADERS = [os.path.join(SRC, name) for name in sorted(os.listdir(SRC)) if name.endswith(".h")]
 # No -ffast-math: the kernels rely on IEEE NaN and infinity semantics.
-OPTIMIZE = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+OPTIMIZE = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 
 
 def _isa_list():

@@ -30,6 +30,6 @@ python -c "import fastxent, sys; assert fastxent.__file__.startswith('$work'), f
 python -m pytest -q -p no:cacheprovider -x \
     --ignore=tests/test_build.py --ignore=tests/test_bench.py --ignore=tests/test_asv.py \
     --ignore=tests/test_cuda_compile.py --ignore=tests/test_sanitize.py \
-    --ignore=tests/test_typing.py --ignore=tests/test_optax.py \
+    --ignore=tests/test_typing.py --ignore=tests/test_optax.py --ignore=tests/test_dask_options.py \
     --deselect=tests/test_isa.py::test_kernel_source_compiles_cleanly \
     "${@:-tests}"
