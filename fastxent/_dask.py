@@ -314,22 +314,23 @@ def _row_masses(t, plan, offsets):
     reductions count (``SparsePlan.weighting``)."""
     da = _da()
     batch = _BATCH[:t.ndim]
-    num_classes = plan.num_classes
-    block_plan, _ = _class_axis_last(plan)
+    # the task holds these, not the plan (whose Dask arrays would travel with every task)
+    num_classes, validate, host_options = plan.num_classes, plan.validate, plan.options
+    ignore_index = host_options.ignore_index
 
     def masses(tb, *offs):
         backend = chunk_backend(tb)
         xp = backend.xp
-        rows = _checks.sparse_label_rows(tb, num_classes, backend, plan.validate,
-                                         ignore_index=plan.ignore_index, offsets=_starts(offs))
-        options = block_plan.options.on(xp)
+        rows = _checks.sparse_label_rows(tb, num_classes, backend, validate,
+                                         ignore_index=ignore_index, offsets=_starts(offs))
+        options = host_options.on(xp)
         keep = options.keep(rows)
         both = [options.row_mass(rows), xp.ones(len(rows)) if keep is None else keep * 1.0]
         return xp.stack(both, -1).reshape(tb.shape + (2,))
 
     both = da.blockwise(masses, batch + "w", t, batch, *_flat_args(offsets),
                         new_axes={"w": 2}, dtype=np.float64, align_arrays=False)
-    keep = None if plan.ignore_index is None else both[..., 1] != 0
+    keep = None if ignore_index is None else both[..., 1] != 0
     return both[..., 0], keep
 
 
@@ -352,14 +353,14 @@ def sparse(plan, return_grad):
             label_smoothing=options is not None and options.eps != 0)
         loss, grad = _split_sparse(x, t, block_plan, return_grad, weighting)
     else:
-        n_offsets = len(offsets)
+        n_offsets, scaled = len(offsets), weighting is not None
         dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
 
-        def block(xb, tb, *rest):
+        def block(xb, tb, *rest):   # holds no Dask array: the task's closure travels with it
             backend = chunk_backend(xb)
             xp = backend.xp
             scale = None
-            if weighting is not None:
+            if scaled:
                 factor, zero = rest[n_offsets:]
                 if bool(zero):
                     return xp.zeros(tb.shape, dtype), xp.zeros_like(xb) if return_grad else None
@@ -405,15 +406,16 @@ def dense(plan, return_grad=False, return_labels_grad=False):
             extra.append((rows, batch))
         extra += _scaled(weighting, x.chunks[:-1], batch)
         dtype = x.dtype if weighting is None else _checks.compute_dtype(x.dtype)
+        has_entries, has_rows, scaled = entries is not None, rows is not None, weighting is not None
 
-        def block(xb, yb, *rest):
+        def block(xb, yb, *rest):   # holds no Dask array: the task's closure travels with it
             backend = chunk_backend(xb)
             xp = backend.xp
             rest = list(rest)
-            eb = rest.pop(0) if entries is not None else None
-            rb = rest.pop(0) if rows is not None else None
+            eb = rest.pop(0) if has_entries else None
+            rb = rest.pop(0) if has_rows else None
             scale = None
-            if weighting is not None:
+            if scaled:
                 factor, zero = rest
                 if bool(zero):
                     return (xp.zeros(xb.shape[:-1], dtype),

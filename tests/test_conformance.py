@@ -218,6 +218,18 @@ def _tied_and_untied_partials(rng, n=20_000):
     return m1, r1, m2, r2
 
 
+def _whole_rows_normalizer(backend, x, cut):
+    """The rows' normalizers from the partials of two class blocks, ``x[:, :cut]`` and
+    ``x[:, cut:]``, combined with the one rule (``fx_combine``) and finished."""
+    xp = backend.xp
+    parts = []
+    for block in (x[:, :cut], x[:, cut:]):
+        m, r = xp.empty(len(x)), xp.empty(len(x))
+        backend.row_partials(_to(backend, np.ascontiguousarray(block)), m, r)
+        parts.append((_host(m), _host(r)))
+    return _lse.finish(*_lse.fx_combine(*parts[0], *parts[1]))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_split_class_axis_dense_gradient_is_the_whole_rows(backend, rng, dtype):
     """The pieces of a split class axis give a label distribution's gradient in the whole
@@ -232,12 +244,7 @@ def test_split_class_axis_dense_gradient_is_the_whole_rows(backend, rng, dtype):
     loss, whole = xp.empty(rows, dtype), xp.empty((rows, classes), dtype)
     backend.dense_rows(_to(backend, x), _to(backend, y), loss, whole, None, 1.0, 0.0,
                        _to(backend, np.ones(1)))
-    parts = []
-    for block in (x[:, :cut], x[:, cut:]):
-        m, r = xp.empty(rows), xp.empty(rows)
-        backend.row_partials(_to(backend, np.ascontiguousarray(block)), m, r)
-        parts.append((_host(m), _host(r)))
-    m, r = _lse.finish(*_lse.fx_combine(*parts[0], *parts[1]))
+    m, r = _whole_rows_normalizer(backend, x, cut)
     total = y.astype(np.float64).sum(axis=1)
     grad = []
     for block, labels in ((x[:, :cut], y[:, :cut]), (x[:, cut:], y[:, cut:])):
@@ -304,12 +311,7 @@ def test_split_class_axis_pieces_combine_to_the_whole_row(backend, rng, dtype):
     x = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
     t = rng.integers(0, classes, rows)
     xp = backend.xp
-    parts = []
-    for block in (x[:, :cut], x[:, cut:]):
-        m, r = xp.empty(rows), xp.empty(rows)
-        backend.row_partials(_to(backend, np.ascontiguousarray(block)), m, r)
-        parts.append((_host(m), _host(r)))
-    m, r = _lse.finish(*_lse.fx_combine(*parts[0], *parts[1]))
+    m, r = _whole_rows_normalizer(backend, x, cut)
     want_m, want_r, _ = reference._normalizer(x.astype(np.float64))
     np.testing.assert_allclose(m, want_m[:, 0], rtol=1e-7)
     np.testing.assert_allclose(r, want_r, rtol=1e-5 if dtype == np.float32 else 1e-12)
