@@ -1,6 +1,7 @@
 """Build of the compiled kernels; the metadata lives in pyproject.toml.
 
-``fastxent/_src/fx_kernels.c`` is compiled once per entry of ``fastxent/_src/fx_isa_list.h``
+``fastxent/_backends/_src/fx_kernels.c`` is compiled once per entry of
+``fastxent/_backends/_src/fx_isa_list.h``
 that builds on this machine (on x86-64: AVX-512, AVX2+FMA, SSE2 and plain C; on aarch64:
 NEON and plain C), into separate objects (compiled side by side) linked into the one extension;
 ``fx_dispatch.c`` picks among them at import. OpenMP is used when the compiler accepts it;
@@ -20,8 +21,9 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
-SRC = "fastxent/_src"
+SRC = "fastxent/_backends/_src"
 KERNEL_SOURCE = f"{SRC}/fx_kernels.c"
 HEADERS = [os.path.join(SRC, name) for name in sorted(os.listdir(SRC)) if name.endswith(".h")]
 # No -ffast-math: the kernels rely on IEEE NaN and infinity semantics.
@@ -29,9 +31,9 @@ OPTIMIZE = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 
 
 def _isa_list():
-    """The instruction sets of fx_isa_list.h, read by fastxent/_isa.py (loaded by path:
+    """The instruction sets of fx_isa_list.h, read by fastxent/_backends/isa.py (loaded by path:
     the package itself cannot be imported before it is built)."""
-    spec = importlib.util.spec_from_file_location("_fastxent_isa", "fastxent/_isa.py")
+    spec = importlib.util.spec_from_file_location("_fastxent_isa", "fastxent/_backends/isa.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.isa_list()
@@ -118,15 +120,26 @@ class BuildKernels(build_ext):
                 del self.compiler.link_shared_object
 
 
+class BuildPy(build_py):
+    """Ship the repository's CUDA sources (``cuda/*.cu``) in the package, beside the CUDA
+    backend (``fastxent/_backends/cuda.py`` reads them there)."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "fastxent" / "_backends"
+        for source in sorted(Path("cuda").glob("*.cu")):
+            self.copy_file(str(source), str(target / source.name))
+
+
 openmp = _openmp_flags()
 kernels = Extension(
-    "fastxent._kernels",
-    sources=["fastxent/_kernels.pyx", f"{SRC}/fx_dispatch.c"],
+    "fastxent._backends._kernels",
+    sources=["fastxent/_backends/_kernels.pyx", f"{SRC}/fx_dispatch.c"],
     include_dirs=[np.get_include(), SRC],
-    depends=HEADERS + [KERNEL_SOURCE] + sorted(str(p) for p in Path("fastxent").glob("*.pxi")),
+    depends=HEADERS + [KERNEL_SOURCE] + sorted(str(p) for p in Path("fastxent/_backends").glob("*.pxi")),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     extra_compile_args=OPTIMIZE + openmp,
     extra_link_args=openmp,
 )
 
-setup(ext_modules=cythonize([kernels], language_level=3), cmdclass={"build_ext": BuildKernels})
+setup(ext_modules=cythonize([kernels], language_level=3), cmdclass={"build_ext": BuildKernels, "build_py": BuildPy})

@@ -17,7 +17,7 @@ gradients of ``X @ coef + intercept`` without the whole logits),
 """
 
 from . import compat, losses, nn
-from ._errors import InvalidArgumentError
+from ._core.errors import InvalidArgumentError
 from .linear import LinearObjective, linear_cross_entropy, linear_cross_entropy_hessp
 from .losses import Reduction
 from .nn import (

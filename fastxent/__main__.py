@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import fastxent
-from fastxent import _cpu
+from fastxent._backends import cpu as _cpu
 
 
 def _reference(labels, logits):

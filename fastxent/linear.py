@@ -18,14 +18,14 @@ over the rows not ignored, times their class weight with ``class_weight``
 this is scikit-learn's ``LogisticRegression`` objective (multinomial, lbfgs).
 
 Threads: the results are the same, bit for bit, for any ``n_threads``
-(``fastxent._linear_core``). X may be a NumPy array, a SciPy sparse matrix (CSR, or CSC
-converted to CSR), a CuPy array or a Dask array (``fastxent._linear_dask``).
+(``fastxent._linear.core``). X may be a NumPy array, a SciPy sparse matrix (CSR, or CSC
+converted to CSR), a CuPy array or a Dask array (``fastxent._dask.linear``).
 """
 
 import numpy as np
 
-from ._backend import backend_for, is_lazy
-from ._linear_core import (Data, check_l2, hessp, is_scipy_sparse, non_finite, problem,
+from ._backends import backend_for, is_lazy
+from ._linear.core import (Data, check_l2, hessp, is_scipy_sparse, non_finite, problem,
                            refuse_non_finite, with_penalty)
 
 __all__ = ["LinearObjective", "linear_cross_entropy", "linear_cross_entropy_hessp"]
@@ -98,7 +98,7 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
                    class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
                    chunk_rows=chunk_rows, n_threads=n_threads)
     if is_lazy(X, coef, labels, intercept, sample_weight):
-        from . import _linear_dask
+        from ._dask import linear as _linear_dask
 
         return _linear_dask.linear_cross_entropy(X, coef, labels, intercept, l2, return_grad,
                                                  return_grad_X, options)
@@ -114,7 +114,7 @@ def fused_linear(labels, features, weights, *, return_grad, chunk_rows, n_thread
     their sum with respect to ``features`` and ``weights`` (``nn.fused_linear_cross_entropy``);
     lazy on Dask inputs."""
     if is_lazy(labels, features, weights):
-        from . import _linear_dask
+        from ._dask import linear as _linear_dask
 
         return _linear_dask.fused_linear(labels, features, weights, return_grad, chunk_rows,
                                          n_threads)
@@ -148,7 +148,7 @@ def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept=None, *, int
                    class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
                    chunk_rows=chunk_rows, n_threads=n_threads)
     if is_lazy(X, coef, labels, intercept, sample_weight, v_coef, v_intercept):
-        from . import _linear_dask
+        from ._dask import linear as _linear_dask
 
         return _linear_dask.linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept,
                                                        intercept, l2, options)
@@ -188,7 +188,7 @@ class LinearObjective:
             X = np.asarray(X)
         self.dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
         if lazy:
-            from . import _linear_dask
+            from ._dask import linear as _linear_dask
 
             self._data = _linear_dask.DaskData(X, labels, n_classes, self.dtype,
                                                check_finite=check_finite, **options)

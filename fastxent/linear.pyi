@@ -3,7 +3,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from ._typing import ArrayLike, FloatArray
+from ._core.typing import ArrayLike, FloatArray
 
 __all__ = ["LinearObjective", "linear_cross_entropy", "linear_cross_entropy_hessp"]
 

@@ -2,12 +2,12 @@
 
 The reduction's per-row factor ``w_i / denominator`` depends on the weights
 only, so it is computed first and handed to the kernel, which writes the loss
-and the already-scaled gradient in one pass over the logits (``fastxent._core``).
+and the already-scaled gradient in one pass over the logits (``fastxent._core.plan``).
 Sums are accumulated in float64 whatever the input dtype.
 """
 
-from . import _core
-from ._core import REDUCTION_CODES, Reduction
+from ._core import plan as _core
+from ._core.plan import REDUCTION_CODES, Reduction
 
 __all__ = [
     "Reduction",

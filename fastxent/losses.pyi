@@ -1,7 +1,7 @@
 from typing import Literal, overload
 
-from ._core import Reduction as Reduction
-from ._typing import ArrayLike, FloatArray, Loss
+from ._core.checks import Reduction as Reduction
+from ._core.typing import ArrayLike, FloatArray, Loss
 
 __all__ = [
     "Reduction",

@@ -5,7 +5,7 @@ they also return the gradient of ``sum(loss)`` with respect to the logits,
 computed in the same pass over the logits.
 """
 
-from . import _core
+from ._core import plan as _core
 from .linear import fused_linear
 
 __all__ = [

@@ -1,6 +1,6 @@
 from typing import Literal, overload
 
-from ._typing import ArrayLike, FloatArray
+from ._core.typing import ArrayLike, FloatArray
 
 __all__ = [
     "fused_linear_cross_entropy",

@@ -18,7 +18,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import is_lazy
+from ._backends import is_lazy
 from .linear import LinearObjective
 
 __all__ = ["SoftmaxRegression"]

@@ -18,7 +18,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # The tests must exercise the installed package (with its compiled kernels),
 # not a bare source tree that happens to be on sys.path.
 try:
-    from fastxent import _kernels  # noqa: F401
+    from fastxent._backends import _kernels  # noqa: F401
 except ImportError as error:  # pragma: no cover - a setup mistake, said plainly
     raise pytest.UsageError(
         f"fastxent's compiled kernels are missing ({error}); install it first: pip install ."

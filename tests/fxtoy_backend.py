@@ -1,10 +1,10 @@
 """The backend module for ``fxtoy`` arrays, written as docs/ADDING_A_BACKEND.md says: the
-primitives of ``fastxent._backend.Backend``, here by handing the rows to the CPU kernels
+primitives of ``fastxent._backends.Backend``, here by handing the rows to the CPU kernels
 (a real backend would move them to its device), counting what it is asked."""
 
 import numpy as xp
 
-from fastxent import _cpu
+from fastxent._backends import cpu as _cpu
 
 checks_labels = True
 calls = []

@@ -25,12 +25,13 @@ git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$work")
 cd "$work"
 "$emulated" python setup.py -q build_ext --inplace >build.log 2>&1 || { tail -30 build.log; exit 1; }
 "$emulated" python -m fastxent info
-tests=(tests/test_isa.py tests/test_accuracy.py tests/test_simd.py tests/test_sparse.py
-       tests/test_dense.py tests/test_threads.py tests/test_half.py tests/test_gradients.py
-       tests/test_outputs.py tests/test_losses.py tests/test_errors.py tests/test_properties.py
-       tests/test_extras.py tests/test_memory.py tests/test_hardening.py tests/test_conformance.py
-       tests/test_fast_path.py tests/test_layers.py tests/test_bfloat16.py tests/test_optax.py
-       tests/test_linear.py)
+tests=(tests/backends/test_isa.py tests/core/test_accuracy.py tests/backends/test_simd.py
+       tests/core/test_sparse.py tests/core/test_dense.py tests/backends/test_threads.py
+       tests/core/test_half.py tests/core/test_gradients.py tests/core/test_outputs.py
+       tests/core/test_losses.py tests/core/test_errors.py tests/core/test_properties.py
+       tests/core/test_extras.py tests/core/test_memory.py tests/core/test_hardening.py
+       tests/core/test_conformance.py tests/core/test_fast_path.py tests/package/test_layers.py
+       tests/core/test_bfloat16.py tests/peers/test_optax.py tests/linear/test_linear.py)
 # the 2**32-element, 100,000-call and Ctrl-C hardening tests take too long under emulation;
 # the fuzz tests (argument checks, the same on every machine) and the source's clean compile
 # for every target (the cross gcc included) run natively

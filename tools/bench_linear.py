@@ -220,7 +220,7 @@ def main():
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-fit", action="store_true")
     args = parser.parse_args()
-    from fastxent import _kernels
+    from fastxent._backends import _kernels
 
     print(f"fastxent {fastxent.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, kernel path {_kernels.path()}\n")

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 import fastxent
-from fastxent import _kernels
+from fastxent._backends import _kernels
 from fastxent._bench.run import DEFAULT_SHAPES, interleaved_timings
 from fastxent._bench.workload import dense_labels, make_inputs, parse_shapes
 

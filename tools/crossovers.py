@@ -1,12 +1,12 @@
 """Measure where each CPU kernel family takes over, per kernel path and storage kind.
 
 The three families (rows in lanes, row batches, row kernels; docs/DESIGN.md) are timed
-against each other, forced with ``fastxent._kernels.force_family``, over a grid of class
+against each other, forced with ``fastxent._backends._kernels.force_family``, over a grid of class
 counts, on sparse labels (loss, and loss + gradient into a reused ``grad_out``). For each
 path and kind it prints the time per logit of each family and the widths where the planner
 should switch: the values of ``FX_LANES_COLS_*`` (``FX_LANES_GRAD_COLS_*``) and
-``FX_BATCH_COLS_*``, defaults in ``fastxent/_src/fx_simd.h``, overridden in
-``fastxent/_src/fx_simd_<path>.h``. Run it pinned to one core, on a quiet machine:
+``FX_BATCH_COLS_*``, defaults in ``fastxent/_backends/_src/fx_simd.h``, overridden in
+``fastxent/_backends/_src/fx_simd_<path>.h``. Run it pinned to one core, on a quiet machine:
 
     taskset -c 0 python tools/crossovers.py [--paths avx512,avx2] [--kinds float32,float16]
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import fastxent
-from fastxent import _kernels
+from fastxent._backends import _kernels
 
 FAMILIES = ("lanes", "batch", "rows")
 

@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 $python -c "import sys, numpy, cupy; print('python', sys.version.split()[0], 'numpy', numpy.__version__,
  'cupy', cupy.__version__, 'cuda runtime', cupy.cuda.runtime.runtimeGetVersion())" | tee -a "$out/gpu.txt"
 $python setup.py -q build_ext --inplace >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
-$python -m pytest -q -p no:cacheprovider tests/test_gpu.py $PYTEST_ARGS 2>&1 | tee "$out/tests.log"
+$python -m pytest -q -p no:cacheprovider tests/backends/test_gpu.py $PYTEST_ARGS 2>&1 | tee "$out/tests.log"
 tests=$?
 $python -m fastxent bench --device gpu $BENCH_ARGS --json "$out/bench.json" 2>"$out/bench.log" \
     | tee "$out/bench.txt"

@@ -24,7 +24,8 @@ def main():
         os.environ["FASTXENT_CPU_PATH"] = args.path
     import ml_dtypes
 
-    from fastxent import _kernels, nn
+    from fastxent import nn
+from fastxent._backends import _kernels
 
     print(f"kernel path {_kernels.path()}")
     rng = np.random.default_rng(0)

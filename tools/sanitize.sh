@@ -14,7 +14,7 @@ cd "$work"
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g1 -O1"
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FASTXENT_NO_OPENMP=${FASTXENT_NO_OPENMP:-} \
     python setup.py -q build_ext --inplace >build.log 2>&1 || { tail -30 build.log; exit 1; }
-so=$(ls fastxent/_kernels*.so)
+so=$(ls fastxent/_backends/_kernels*.so)
 # Not `ldd | grep -q`: under pipefail, grep -q exits at its first match and ldd may then die
 # of SIGPIPE, failing the pipeline (about one run in eight).
 libs=$(ldd "$so")
@@ -28,8 +28,9 @@ python -c "import fastxent, sys; assert fastxent.__file__.startswith('$work'), f
 # under test is not in them) and the comparison with optax (mostly JAX's compilation) are
 # left to the normal run
 python -m pytest -q -p no:cacheprovider -x \
-    --ignore=tests/test_build.py --ignore=tests/test_bench.py --ignore=tests/test_asv.py \
-    --ignore=tests/test_cuda_compile.py --ignore=tests/test_sanitize.py \
-    --ignore=tests/test_typing.py --ignore=tests/test_optax.py --ignore=tests/test_dask_options.py \
-    --deselect=tests/test_isa.py::test_kernel_source_compiles_cleanly \
+    --ignore=tests/package/test_build.py --ignore=tests/package/test_bench.py \
+    --ignore=tests/package/test_asv.py --ignore=tests/backends/test_cuda_compile.py \
+    --ignore=tests/backends/test_sanitize.py --ignore=tests/package/test_typing.py \
+    --ignore=tests/peers/test_optax.py --ignore=tests/dask/test_dask_options.py \
+    --deselect=tests/backends/test_isa.py::test_kernel_source_compiles_cleanly \
     "${@:-tests}"

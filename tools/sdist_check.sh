@@ -19,6 +19,14 @@ python3 -m venv "$work/builder"
 sdist="$(ls "$work"/dist/fastxent-*.tar.gz)"
 "$work/builder/bin/python" -m pip wheel -q --no-deps --wheel-dir "$work/dist" "$sdist"
 wheel="$(ls "$work"/dist/fastxent-*.whl)"
+# The wheel carries the sources the backends read at run time: the CUDA kernels (cuda/ in
+# the repository) beside the CUDA backend, and the row math they include.
+"$work/builder/bin/python" - "$wheel" <<'PY'
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+for needed in ("fastxent/_backends/fastxent_kernels.cu", "fastxent/_backends/_src/fx_row_math.h"):
+    assert needed in names, f"{needed} is missing from the wheel"
+PY
 
 python3 -m venv "$work/venv"
 # shellcheck disable=SC1091
@@ -27,7 +35,7 @@ pip install -q "$wheel[test]"
 tar -xzf "$sdist" -C "$work"
 cd "$work"/fastxent-*/
 rm -rf fastxent          # the tests must import the installed wheel, not the sdist's sources
-python -m pytest -q -p no:cacheprovider tests/test_dense.py tests/test_losses.py \
-    tests/test_dispatch.py tests/test_errors.py tests/test_cli.py tests/test_typing.py \
-    tests/test_docs.py tests/test_bench.py || { status=$?; cd /; exit $status; }
+python -m pytest -q -p no:cacheprovider tests/core/test_dense.py tests/core/test_losses.py \
+    tests/core/test_dispatch.py tests/core/test_errors.py tests/package/test_cli.py \
+    tests/package/test_typing.py tests/package/test_docs.py tests/package/test_bench.py || { status=$?; cd /; exit $status; }
 echo "sdist check: $(basename "$sdist") -> $(basename "$wheel"), installed and tested"

@@ -13,7 +13,7 @@ import numpy as np
 
 import fastxent
 from fastxent._bench import workload
-from fastxent import _kernels
+from fastxent._backends import _kernels
 
 SHAPES = ["65536x10:float32", "8192x1000:float32", "1024x32000:float32",
           "128x128256:float32", "100000x10:float64"]

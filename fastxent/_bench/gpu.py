@@ -130,7 +130,7 @@ def main(args, peers):
               f"'fastxent[cuda]'): {error}", file=sys.stderr)
         return 2
     import fastxent
-    from fastxent import _cuda
+    from fastxent._backends import cuda as _cuda
 
     rows = gpu_cases(args.cases, args.min_time, sys.stderr)
     print(f"fastxent {fastxent.__version__} on {_cuda.info()['name']}, CuPy {cupy.__version__}"

@@ -200,7 +200,7 @@ class Progress:
 def metadata(argv, cpu, paths, peers, min_time):
     """Where and how the figures were taken: kept at the head of the JSON."""
     import fastxent
-    from fastxent import _cpu
+    from fastxent._backends import cpu as _cpu
 
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(["python -m fastxent bench", *argv]).strip(),

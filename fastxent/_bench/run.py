@@ -316,7 +316,7 @@ def _time_group(inputs, kind, grad, threads, min_time, peers, paths, log, part, 
 
 def _on_path(path, call):
     """``call`` run on kernel path ``path`` (the active path is restored after)."""
-    from fastxent import _kernels
+    from fastxent._backends import _kernels
 
     def run():
         active = _kernels.path()
@@ -357,7 +357,7 @@ def peer_small_calls(logits, labels, peers):
 def run_calls(min_time, peers, paths, log):
     """Time each common way of calling on one minibatch (``workload.call_forms``), per
     kernel path, and the peers' plain call; yields one row per call."""
-    from fastxent import _kernels
+    from fastxent._backends import _kernels
 
     logits, labels = make_inputs(workload.CALLS_SHAPE, np.dtype(np.float32))
     active = _kernels.path()
@@ -586,7 +586,7 @@ def main(argv):
 
         return gpu_main(args, peers)
 
-    from fastxent import _cpu
+    from fastxent._backends import cpu as _cpu
 
     available = _cpu.info()["paths"]
     if args.path is None:
@@ -643,7 +643,7 @@ def plot_title(cpu, paths):
 
 def print_report(rows, paths, peers, cpu, pinned):
     import fastxent
-    from fastxent import _cpu
+    from fastxent._backends import cpu as _cpu
 
     info = _cpu.info()
     print(f"fastxent {fastxent.__version__} (kernel paths timed: {', '.join(paths)}; this CPU "

@@ -4,7 +4,7 @@ import numpy as np
 from typing_extensions import assert_type
 
 import fastxent
-from fastxent._typing import FloatArray, Loss
+from fastxent._core.typing import FloatArray, Loss
 
 logits = np.random.default_rng(0).standard_normal((8, 5)).astype(np.float32)
 labels = np.arange(8) % 5

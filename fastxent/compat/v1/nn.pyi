@@ -1,7 +1,7 @@
 from typing import Literal, overload
 
 from ...nn import sparse_softmax_cross_entropy_with_logits as sparse_softmax_cross_entropy_with_logits
-from ..._typing import ArrayLike, FloatArray
+from ..._core.typing import ArrayLike, FloatArray
 
 __all__ = ["softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits"]
 

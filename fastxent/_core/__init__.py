@@ -1,0 +1,1 @@
+"""The core: each call checked and laid out once (``plan``), then run eagerly (``rows``)."""
