@@ -25,8 +25,8 @@ converted to CSR), a CuPy array or a Dask array (``fastxent._dask.linear``).
 import numpy as np
 
 from ._backends import backend_for, is_lazy
-from ._linear.core import (Data, check_l2, hessp, is_scipy_sparse, non_finite, problem,
-                           refuse_non_finite, with_penalty)
+from ._core.checks import is_scipy_sparse
+from ._linear.core import hessp, non_finite, problem, refuse_non_finite, with_penalty
 
 __all__ = ["LinearObjective", "linear_cross_entropy", "linear_cross_entropy_hessp"]
 
@@ -93,19 +93,20 @@ def linear_cross_entropy(X, coef, labels, *, intercept=None, sample_weight=None,
     >>> round(float(loss), 6)  # log(3): uniform predictions
     1.098612
     """
-    l2 = check_l2(l2_reg)
     options = dict(sample_weight=sample_weight, label_smoothing=label_smoothing,
                    class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                   chunk_rows=chunk_rows, n_threads=n_threads)
+                   l2_reg=l2_reg, chunk_rows=chunk_rows, n_threads=n_threads)
     if is_lazy(X, coef, labels, intercept, sample_weight):
         from ._dask import linear as _linear_dask
 
-        return _linear_dask.linear_cross_entropy(X, coef, labels, intercept, l2, return_grad,
+        return _linear_dask.linear_cross_entropy(X, coef, labels, intercept, return_grad,
                                                  return_grad_X, options)
-    data, (coef, intercept) = problem(X, coef, labels, intercept, **options)
+    data, (coef, intercept) = problem(X, coef, labels, intercept, backend=backend_for(
+        X=X, coef=coef, labels=labels, intercept=intercept, sample_weight=sample_weight),
+        **options)
     total, grad_coef, grad_intercept, grad_X = data.run(coef, intercept, return_grad,
                                                         return_grad_X)
-    return with_penalty(data.xp, coef, l2, total, grad_coef, grad_intercept, grad_X,
+    return with_penalty(data.xp, coef, data.l2, total, grad_coef, grad_intercept, grad_X,
                          return_grad, return_grad_X)
 
 
@@ -118,8 +119,9 @@ def fused_linear(labels, features, weights, *, return_grad, chunk_rows, n_thread
 
         return _linear_dask.fused_linear(labels, features, weights, return_grad, chunk_rows,
                                          n_threads)
-    data, (weights, _) = problem(features, weights, labels, None, None, reduction="sum",
-                                  chunk_rows=chunk_rows, n_threads=n_threads)
+    data, (weights, _) = problem(features, weights, labels, None, None,
+                                 backend=backend_for(X=features, coef=weights, labels=labels),
+                                 reduction="sum", chunk_rows=chunk_rows, n_threads=n_threads)
     rows = data.xp.empty(data.n, np.float64)
     _, grad_weights, _, grad_features = data.run(weights, None, return_grad, return_grad, rows)
     loss = rows.astype(data.dtype)
@@ -143,17 +145,18 @@ def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept=None, *, int
     h_intercept : ndarray, shape (n_classes,), or None without ``intercept``
         Lazy Dask arrays for Dask inputs.
     """
-    l2 = check_l2(l2_reg)
     options = dict(sample_weight=sample_weight, label_smoothing=label_smoothing,
                    class_weight=class_weight, ignore_index=ignore_index, reduction=reduction,
-                   chunk_rows=chunk_rows, n_threads=n_threads)
+                   l2_reg=l2_reg, chunk_rows=chunk_rows, n_threads=n_threads)
     if is_lazy(X, coef, labels, intercept, sample_weight, v_coef, v_intercept):
         from ._dask import linear as _linear_dask
 
         return _linear_dask.linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept,
-                                                       intercept, l2, options)
-    data, (coef, intercept) = problem(X, coef, labels, intercept, **options)
-    return hessp(data, coef, intercept, v_coef, v_intercept, l2)
+                                                       intercept, options)
+    data, (coef, intercept) = problem(X, coef, labels, intercept, backend=backend_for(
+        X=X, coef=coef, labels=labels, intercept=intercept, sample_weight=sample_weight,
+        v_coef=v_coef, v_intercept=v_intercept), **options)
+    return hessp(data, coef, intercept, v_coef, v_intercept)
 
 
 class LinearObjective:
@@ -181,7 +184,6 @@ class LinearObjective:
     """
 
     def __init__(self, X, labels, n_classes, *, fit_intercept=True, **options):
-        self.l2_reg = check_l2(options.pop("l2_reg", 0.0))
         check_finite = options.pop("check_finite", False)
         lazy = is_lazy(X, labels, options.get("sample_weight"))
         if not (lazy or is_scipy_sparse(X) or hasattr(X, "__array_namespace__")):
@@ -195,9 +197,9 @@ class LinearObjective:
         else:
             if check_finite:
                 refuse_non_finite(non_finite(X))
-            backend = backend_for(X=None if is_scipy_sparse(X) else X, labels=labels,
-                                  sample_weight=options.get("sample_weight"))
-            self._data = Data(X, labels, n_classes, self.dtype, backend=backend, **options)
+            backend = backend_for(X=X, labels=labels, sample_weight=options.get("sample_weight"))
+            self._data, _ = problem(X, None, labels, None, options.pop("sample_weight", None),
+                                    backend=backend, num_classes=n_classes, **options)
         self.n_features, self.n_classes = X.shape[1], int(n_classes)
         self.fit_intercept = fit_intercept
         self.size = self.n_features * self.n_classes + (self.n_classes if fit_intercept else 0)
@@ -230,7 +232,7 @@ class LinearObjective:
         """``(loss, gradient)`` at the flat vector ``w``."""
         coef, intercept = self._data.parameters(*self.unpack(w))
         total, g_coef, g_intercept, _ = self._data.run(coef, intercept, True, False)
-        loss, g_coef, g_intercept = with_penalty(self._data.xp, coef, self.l2_reg, total, g_coef,
+        loss, g_coef, g_intercept = with_penalty(self._data.xp, coef, self._data.l2, total, g_coef,
                                                   g_intercept, None, True, False)
         return float(loss), self.pack(g_coef, g_intercept)
 
@@ -238,8 +240,7 @@ class LinearObjective:
         """The Hessian at ``w`` times the flat direction ``v``."""
         coef, intercept = self._data.parameters(*self.unpack(w))
         v_coef, v_intercept = self.unpack(v)
-        h_coef, h_intercept = hessp(self._data, coef, intercept, v_coef, v_intercept,
-                                    self.l2_reg)
+        h_coef, h_intercept = hessp(self._data, coef, intercept, v_coef, v_intercept)
         return self.pack(h_coef, h_intercept)
 
 

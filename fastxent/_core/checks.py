@@ -421,3 +421,157 @@ def refuse_unsupported(**arrays):
                 f"{name} is {kind} ({type(array).__name__}); fastxent computes on NumPy, "
                 f"CuPy and Dask arrays and gives results of their kind. Pass "
                 f"{conversion.format(name=name)}")
+
+
+# --- the linear layer (``fastxent.linear``): X @ coef + intercept ------------------------------
+
+def is_scipy_sparse(X):
+    """Whether ``X`` is a SciPy sparse matrix or array."""
+    return type(X).__module__.startswith("scipy.sparse") and hasattr(X, "tocsr")
+
+
+def real_matrix(a, name, xp, what="(n_samples, n_features)"):
+    """``a`` as a 2-D array of real numbers (not converted)."""
+    given(a, name)
+    a = a if is_scipy_sparse(a) else xp.asarray(a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be {what}; got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    return a
+
+
+def linear_dtype(*dtypes):
+    """The compute dtype of a linear problem: float32 when every input is, else float64."""
+    return np.dtype(np.float32 if all(d == np.float32 for d in dtypes) else np.float64)
+
+
+def _csr(X, dtype):
+    """A SciPy sparse X as checked CSR arrays ``(indptr, indices, data)``."""
+    X = X.tocsr()
+    indptr, indices = contiguous(X.indptr, np.int64), contiguous(X.indices, np.int64)
+    data = contiguous(X.data, dtype)
+    nnz = data.shape[0]
+    if (indptr.shape != (X.shape[0] + 1,) or indptr[0] != 0 or indptr[-1] != nnz
+            or indices.shape != (nnz,) or np.any(np.diff(indptr) < 0)
+            or (nnz and (indices.min() < 0 or indices.max() >= X.shape[1]))):
+        raise ValueError("X is a malformed CSR matrix (indptr or indices out of range)")
+    return X if X.dtype == dtype else X.astype(dtype), (indptr, indices, data)
+
+
+def _design_matrix(X, dtype, xp, eager):
+    """X in the compute dtype (its layout kept where the BLAS reads it), and its CSR arrays
+    (None for a dense X)."""
+    if is_scipy_sparse(X):
+        if xp is not np:
+            raise TypeError("a SciPy sparse X needs NumPy coef and labels")
+        return _csr(X, dtype)
+    X = X.astype(dtype, copy=False)
+    item = dtype.itemsize
+    if eager and xp is np and not (X.flags.aligned and (item in X.strides or 0 in X.shape)):
+        X = X.copy(order="C")   # aligned too
+    return X, None
+
+
+def linear_reduction(reduction):
+    """``"mean"`` or ``"sum"`` from any of their names, else ValueError."""
+    try:
+        key = {Reduction.MEAN: "mean", Reduction.SUM: "sum"}.get(Reduction.validate(reduction))
+    except ValueError:
+        key = None
+    if key is None:
+        raise ValueError(f"reduction must be 'mean' or 'sum' (Reduction.MEAN, Reduction.SUM), "
+                         f"got {reduction!r}")
+    return key
+
+
+def chunk_rows_value(chunk_rows):
+    """None, or a positive int."""
+    if chunk_rows is not None and (isinstance(chunk_rows, bool)
+                                   or not isinstance(chunk_rows, (int, np.integer))
+                                   or chunk_rows < 1):
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    return None if chunk_rows is None else int(chunk_rows)
+
+
+def l2_value(l2_reg):
+    """A finite float >= 0."""
+    l2 = float(l2_reg)
+    if not (l2 >= 0 and np.isfinite(l2)):
+        raise ValueError(f"l2_reg must be a finite number >= 0, got {l2_reg!r}")
+    return l2
+
+
+def linear_problem(X, labels, num_classes, dtype, xp, backend, *, sample_weight=None,
+                   label_smoothing=0.0, class_weight=None, ignore_index=None, reduction="mean",
+                   l2_reg=0.0, chunk_rows=None, n_threads=None, row_offset=None):
+    """Every argument of a linear problem but its parameters, checked: a dict of them.
+
+    ``backend`` None: a lazy problem on the namespace ``xp`` (Dask), checked on its
+    metadata (each block checks its labels' range); otherwise the labels are range-checked
+    and integer labels given as int64 rows. ``row_offset``: where these rows start in a
+    larger X (a Dask block), for the position of a bad label.
+    """
+    refuse_unsupported(X=X, labels=labels, sample_weight=sample_weight)
+    X = real_matrix(X, "X", xp)
+    if is_scipy_sparse(X) and backend is None:
+        raise TypeError("a SciPy sparse X cannot go with Dask labels; make X a Dask array of "
+                        "sparse chunks (dask.array.from_array)")
+    known_shape(X, "X")
+    n = X.shape[0]
+    if num_classes < 1:
+        raise ValueError("coef must have at least one class (column)")
+    X, csr = _design_matrix(X, dtype, xp, backend is not None)
+    given(labels, "labels")
+    labels = xp.asarray(labels)
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(f"labels must be integers or floats, got dtype {labels.dtype}")
+    sparse = labels.dtype.kind in "iu"
+    if sparse:
+        labels = sparse_labels_array(labels, (n, num_classes), xp)
+    elif class_weight is not None or ignore_index is not None:
+        raise ValueError("class_weight and ignore_index need integer labels")
+    elif labels.shape != (n, num_classes):
+        raise ValueError(f"dense labels must have shape {(n, num_classes)} (n_samples, "
+                         f"n_classes); got {labels.shape}")
+    weights = None
+    if sample_weight is not None:
+        weights = xp.asarray(sample_weight)
+        if weights.dtype.kind not in "biuf" or weights.shape != (n,):
+            raise ValueError(f"sample_weight must be {n} real numbers, got dtype "
+                             f"{weights.dtype}, shape {weights.shape}")
+        weights = weights.astype(np.float64)
+    checked = dict(
+        X=X, csr=csr, labels=labels, sparse=sparse, weights=weights,
+        ignore_index=ignore_index_value(ignore_index),
+        class_weight=class_weight_array(class_weight, num_classes,
+                                        np if backend is None else xp),
+        eps=label_smoothing_value(label_smoothing), reduction=linear_reduction(reduction),
+        l2=l2_value(l2_reg),
+        chunk_rows=chunk_rows_value(chunk_rows), n_threads=check_n_threads(n_threads))
+    if backend is not None and sparse:
+        checked["labels"] = sparse_label_rows(
+            labels, num_classes, backend, True, ignore_index=checked["ignore_index"],
+            offsets=None if row_offset is None else (row_offset,))
+    elif backend is not None:
+        checked["labels"] = contiguous(labels, dtype, xp)
+    if backend is not None and weights is not None:
+        checked["weights"] = contiguous(weights, np.float64, xp)
+    return checked
+
+
+def linear_parameters(coef, intercept, n_features, num_classes, dtype, xp, name="coef"):
+    """``coef`` (and ``intercept``) checked against the problem, contiguous in ``dtype``."""
+    refuse_unsupported(**{name: coef, "intercept": intercept})
+    coef = real_matrix(coef, name, xp, "(n_features, n_classes)")
+    if coef.shape != (n_features, num_classes):
+        raise ValueError(f"X must be (n_samples, n_features) and {name} (n_features, "
+                         f"n_classes); got X with {n_features} features, {name} shape "
+                         f"{coef.shape}")
+    coef = contiguous(coef, dtype, xp)
+    if intercept is not None:
+        intercept = contiguous(xp.asarray(intercept), dtype, xp)
+        if intercept.shape != (num_classes,):
+            raise ValueError(f"intercept must have shape ({num_classes},), got "
+                             f"{intercept.shape}")
+    return coef, intercept

@@ -16,6 +16,7 @@ import operator
 import numpy as np
 
 from .._backends import backend_for
+from .._core import checks
 from .._linear import core
 
 _FAN_IN = 8   # shares added per task of the tree
@@ -28,47 +29,32 @@ def _da():
 
 
 class DaskData:
-    """The Dask counterpart of ``fastxent._linear.core.Data``: the same ``parameters`` and
-    ``run``, computed (``run``) or lazy (``graph``)."""
+    """The Dask counterpart of ``fastxent._linear.core.Data``: the same checks (on the
+    arrays' metadata), ``parameters`` and ``run``, computed (``run``) or lazy (``graph``)."""
 
-    def __init__(self, X, labels, num_classes, dtype, *, sample_weight=None,
-                 label_smoothing=0.0, class_weight=None, ignore_index=None, reduction="mean",
-                 chunk_rows=None, n_threads=None, check_finite=False):
+    def __init__(self, X, labels, num_classes, dtype, *, sample_weight=None, n_threads=None,
+                 check_finite=False, **options):
         da = _da()
-        if core.is_scipy_sparse(X):
-            raise TypeError("a SciPy sparse X cannot go with Dask labels; make X a Dask "
-                            "array of sparse chunks (dask.array.from_array)")
-        if not isinstance(X, da.Array):
+        if not isinstance(X, da.Array) and not checks.is_scipy_sparse(X):
             X = np.asarray(X)
             rows = labels.chunks[0] if isinstance(labels, da.Array) else -1
             X = da.from_array(X, chunks=(rows, -1) if X.ndim == 2 else -1)
-        if X.ndim != 2:
-            raise ValueError(f"X must be (n_samples, n_features); got shape {X.shape}")
-        if any(np.isnan(size) for size in X.shape):
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"X must be real numbers, got dtype {X.dtype}")
-        reduction = core.linear_reduction(reduction)
-        if X.numblocks[1] > 1:
-            X = X.rechunk({1: -1})
-        self.X = X
+        # the checks of the NumPy problem, on the metadata (each block checks its labels)
+        checked = checks.linear_problem(X, labels, num_classes, dtype, da, None,
+                                        sample_weight=sample_weight, n_threads=n_threads,
+                                        **options)
+        X = checked["X"]
+        self.X = X if X.numblocks[1] == 1 else X.rechunk({1: -1})
         self.xp = np   # of the parameters and results
         self.n, self.n_features = X.shape
         self.num_classes, self.dtype = int(num_classes), np.dtype(dtype)
-        self.reduction = reduction
-        rows = X.chunks[0]
-        self.labels = _rows_like(labels, rows, "labels")
-        self.weights = None if sample_weight is None else _rows_like(sample_weight, rows,
-                                                                    "sample_weight")
-        self.kwargs = dict(label_smoothing=label_smoothing, class_weight=class_weight,
-                           ignore_index=ignore_index, chunk_rows=chunk_rows,
-                           n_threads=n_threads or 1)
-        # the checks that need no data, on the client (each block checks its own labels)
-        if self.labels.dtype.kind not in "iuf":
-            raise TypeError(f"labels must be integers or floats, got dtype {self.labels.dtype}")
-        if self.labels.dtype.kind == "f" and self.labels.shape != (self.n, self.num_classes):
-            raise ValueError(f"dense labels must have shape {(self.n, self.num_classes)} "
-                             f"(n_samples, n_classes); got {self.labels.shape}")
+        self.reduction, self.l2 = checked["reduction"], checked["l2"]
+        rows = self.X.chunks[0]
+        self.labels = checked["labels"].rechunk((rows,) + ((-1,) * (checked["labels"].ndim - 1)))
+        self.weights = None if checked["weights"] is None else checked["weights"].rechunk((rows,))
+        self.kwargs = dict(label_smoothing=checked["eps"], class_weight=checked["class_weight"],
+                           ignore_index=checked["ignore_index"],
+                           chunk_rows=checked["chunk_rows"], n_threads=n_threads or 1)
         self.offsets = np.cumsum((0,) + rows[:-1]).tolist()
         # X's NaN and infinities are looked for in the next evaluation's pass over each
         # block (scikit-learn's check, without a pass of its own)
@@ -129,30 +115,19 @@ class DaskData:
         return result[0], result[1], result[2], None
 
 
-def _rows_like(a, rows, name):
-    da = _da()
-    if a is None:
-        raise ValueError(f"{name} must be given, got None")
-    if not isinstance(a, da.Array):
-        a = da.asarray(np.asarray(a))
-    if a.ndim not in (1, 2) or a.shape[0] != sum(rows):
-        raise ValueError(f"{name} must have one row per row of X ({sum(rows)}); got shape "
-                         f"{a.shape}")
-    chunks = (rows,) if a.ndim == 1 else (rows, -1)
-    return a.rechunk(chunks)
-
-
-def _block_data(X, labels, weights, offset, num_classes, dtype, kwargs):
-    backend = backend_for(X=None if core.is_scipy_sparse(X) else X, labels=labels,
-                          sample_weight=weights)   # the chunks' own: NumPy or CuPy
-    return core.Data(X, labels, num_classes, dtype, backend=backend, sample_weight=weights,
-                     reduction="sum", row_offset=offset, **kwargs)
+def _block_data(X, labels, weights, offset, num_classes, kwargs):
+    """One block's problem, on its chunks' own backend (NumPy or CuPy)."""
+    backend = backend_for(X=None if checks.is_scipy_sparse(X) else X, labels=labels,
+                          sample_weight=weights)
+    return core.problem(X, None, labels, None, weights, backend=backend,
+                        num_classes=num_classes, reduction="sum", row_offset=offset,
+                        **kwargs)[0]
 
 
 def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype, want_grad,
                  hessp, kwargs, check_finite):
     flags = core.non_finite(X) if check_finite else None
-    data = _block_data(X, labels, weights, offset, num_classes, dtype, kwargs)
+    data = _block_data(X, labels, weights, offset, num_classes, kwargs)
     coef, intercept = data.parameters(coef, intercept)   # aligned: unpickled ones may not be
     if hessp is not None:
         hessp = data.parameters(*hessp)
@@ -164,7 +139,7 @@ def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype
 
 def _block_total(labels, weights, offset, num_classes, dtype, kwargs):
     X = np.empty((labels.shape[0], 0), dtype)
-    return _block_data(X, labels, weights, offset, num_classes, dtype, kwargs).total
+    return _block_data(X, labels, weights, offset, num_classes, kwargs).total
 
 
 def _add_shares(*shares):
@@ -185,18 +160,18 @@ def _lazy(delayed_value, shape, dtype):
     return _da().from_delayed(delayed_value, shape=shape, dtype=dtype)
 
 
-def linear_cross_entropy(X, coef, labels, intercept, l2, return_grad, return_grad_X, options):
+def linear_cross_entropy(X, coef, labels, intercept, return_grad, return_grad_X, options):
     """``fastxent.linear_cross_entropy`` on Dask arrays: lazy results."""
     from dask import delayed
 
     coef, intercept = _computed(coef), _computed(intercept)
     coef = np.asarray(coef)
-    dtype = core.compute_dtype(np.dtype(X.dtype), coef.dtype)
+    dtype = checks.linear_dtype(np.dtype(X.dtype), coef.dtype)
     options = dict(options)
     data = DaskData(X, labels, coef.shape[1] if coef.ndim == 2 else 0, dtype, **options)
     coef, intercept = data.parameters(coef, intercept)
     final = delayed(_with_penalty, pure=True)(data.graph(coef, intercept, return_grad), coef,
-                                              l2, return_grad)
+                                              data.l2, return_grad)
     loss = _lazy(final[0], (), np.float64)
     result = (loss,)
     if return_grad:
@@ -209,10 +184,11 @@ def linear_cross_entropy(X, coef, labels, intercept, l2, return_grad, return_gra
 
 def _with_penalty(result, coef, l2, return_grad):
     loss, g_coef, g_intercept, _ = result
-    if l2:
-        loss = loss + 0.5 * l2 * float(np.sum(coef.astype(np.float64) ** 2))
-        if return_grad:
-            g_coef = g_coef + l2 * coef
+    if return_grad:
+        g_coef = g_coef.copy()   # a task's result is not changed in place
+    penalized = core.with_penalty(np, coef, l2, loss, g_coef, g_intercept, None, return_grad,
+                                  False)
+    loss, g_coef, g_intercept = penalized if return_grad else (penalized, g_coef, g_intercept)
     return np.asarray(loss, np.float64), g_coef, g_intercept   # 0-d: float() of the lazy loss
 
 
@@ -239,7 +215,7 @@ def _block_grad_X(X, labels, weights, offset, coef, intercept, num_classes, dtyp
     rows = labels.shape[0]
     w = np.ones(rows) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / denominator if denominator else np.zeros(rows)
-    data = _block_data(X, labels, w, offset, num_classes, dtype, kwargs)
+    data = _block_data(X, labels, w, offset, num_classes, kwargs)
     return data.run(*data.parameters(coef, intercept), False, True)[3]
 
 
@@ -251,7 +227,7 @@ def fused_linear(labels, features, weights, return_grad, chunk_rows, n_threads):
 
     da = _da()
     weights = np.asarray(_computed(weights))
-    dtype = core.compute_dtype(np.dtype(features.dtype), weights.dtype)
+    dtype = checks.linear_dtype(np.dtype(features.dtype), weights.dtype)
     data = DaskData(features, labels, weights.shape[1] if weights.ndim == 2 else 0, dtype,
                     reduction="sum", chunk_rows=chunk_rows, n_threads=n_threads)
     weights, _ = data.parameters(weights, None, name="weights")
@@ -275,20 +251,20 @@ def fused_linear(labels, features, weights, return_grad, chunk_rows, n_threads):
 
 
 def _block_fused(X, labels, offset, weights, num_classes, dtype, want_grad, kwargs):
-    data = _block_data(X, labels, None, offset, num_classes, dtype, kwargs)
+    data = _block_data(X, labels, None, offset, num_classes, kwargs)
     weights, _ = data.parameters(weights, None, name="weights")
     rows = np.empty(data.n, np.float64)
     _, grad_weights, _, grad_X = data.run(weights, None, want_grad, want_grad, rows)
     return rows.astype(dtype), grad_X, grad_weights
 
 
-def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, l2, options):
+def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, options):
     """``fastxent.linear_cross_entropy_hessp`` on Dask arrays: lazy results."""
     from dask import delayed
 
     coef, intercept = np.asarray(_computed(coef)), _computed(intercept)
     v_coef, v_intercept = _computed(v_coef), _computed(v_intercept)
-    dtype = core.compute_dtype(np.dtype(X.dtype), coef.dtype)
+    dtype = checks.linear_dtype(np.dtype(X.dtype), coef.dtype)
     data = DaskData(X, labels, coef.shape[1] if coef.ndim == 2 else 0, dtype, **options)
     coef, intercept = data.parameters(coef, intercept)
     v_coef, _ = data.parameters(v_coef, None, name="v_coef")
@@ -299,6 +275,7 @@ def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, 
     else:
         v_intercept = None
     final = data.graph(coef, intercept, False, hessp=(v_coef, v_intercept))
+    l2 = data.l2
     h_coef = delayed(operator.add, pure=True)(final[1], l2 * v_coef) if l2 else final[1]
     return (_lazy(h_coef, coef.shape, dtype),
             None if intercept is None else _lazy(final[2], intercept.shape, dtype))

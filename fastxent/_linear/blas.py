@@ -45,15 +45,39 @@ def can_limit():
     return _controller() is not None and threading.current_thread() is threading.main_thread()
 
 
+_SMALL_WORK = 1 << 21     # n * d * c below this: one thread unless BLAS is held (~0.2 ms)
+
+
+def pass_threads(n_threads, n_slots, work, holding=False):
+    """(threads over the runs, threads over a block's rows, BLAS's threads or None to leave
+    BLAS as it is) of one compiled linear pass of ``n_slots`` runs and ``work`` = n * d * c;
+    ``holding``: for a ``threads`` block around many passes."""
+    from .._backends._kernels import default_threads
+
+    wanted = n_threads or default_threads()
+    if wanted == 1 and n_slots > 1 or not can_limit() \
+            or (work < _SMALL_WORK and not holding and held() != 1):
+        # Small calls keep off BLAS's settings: setting its count back up after each
+        # call wakes its pool, which then spins against the next call's threads.
+        return 1, 1, None
+    if n_slots == 1:
+        return 1, wanted, wanted         # the coefficients are large: BLAS's threads
+    return min(wanted, n_slots), 1, 1
+
+
 @contextlib.contextmanager
 def threads(count):
-    """BLAS's threads set to ``count`` for the block, and set back after it.
+    """BLAS's threads set to ``count`` for the block, and set back after it (None: left as
+    they are).
 
     A library already at ``count`` is left alone: setting OpenBLAS's count back up wakes
     its pool, whose threads then spin against the kernel's threads for a while, so a loop
     of calls (an optimizer's) should hold the count around the whole loop
     (``LinearObjective.threads_held``) rather than have each call set and reset it.
     """
+    if count is None:
+        yield
+        return
     controller = _controller() if can_limit() else None
     changed = []
     _state.setdefault("held", []).append(count)

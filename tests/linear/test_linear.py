@@ -280,7 +280,8 @@ def test_one_run_when_the_coefficients_are_large(rng, monkeypatch):
     X, coef, intercept, labels = _many_blocks(rng)
     want = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
     monkeypatch.setattr(_linear_core, "_SLOT_BYTES", 1)
-    data, _ = _linear_core.problem(X, coef, labels, intercept, None, chunk_rows=50)
+    data, _ = _linear_core.problem(X, coef, labels, intercept, None, chunk_rows=50,
+                                   backend=fastxent._backends.default_backend())
     assert data.n_slots == 1 and data.threads()[0] == 1
     got = fastxent.linear_cross_entropy(X, coef, labels, intercept=intercept, chunk_rows=50)
     for g, w in zip(got, want):
