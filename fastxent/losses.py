@@ -7,7 +7,8 @@ Sums are accumulated in float64 whatever the input dtype.
 """
 
 from ._core import plan as _core
-from ._core.plan import REDUCTION_CODES, Reduction
+from ._core.checks import Reduction
+from ._core.reduce import REDUCTION_CODES
 
 __all__ = [
     "Reduction",

@@ -327,7 +327,8 @@ def _per_row(values):
 
 
 def row_partials(logits, m_out, r_out):
-    """As ``fastxent._backends._kernels.row_partials``: partial normalizers of a block of classes."""
+    """As ``fastxent._backends._kernels.row_partials``: partial normalizers of a block of
+    classes."""
     rows, cols = logits.shape
     if rows == 0:
         return

@@ -78,11 +78,6 @@ def interleaved_timings(calls, min_time, rounds=4, min_runs=5, max_runs=200):
             for name, t in samples.items()}
 
 
-def median_seconds(call, min_time, min_runs=5, max_runs=200):
-    """Median wall time of ``call`` after one warm-up call."""
-    return timing(call, min_time, min_runs, max_runs)["median"]
-
-
 # --- the contestants --------------------------------------------------------------------------
 
 def numpy_reference(logits, labels, y, grad):

@@ -132,11 +132,6 @@ def contiguous(a, dtype=None, xp=np):
     return out
 
 
-def int64_rows(labels, xp=np):
-    """``labels`` flattened to a contiguous, aligned int64 array (a view where one exists)."""
-    return contiguous(labels.reshape(-1), np.int64, xp)
-
-
 def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels", *,
                       ignore_index=None, offsets=None):
     """The labels flattened to contiguous int64 rows, after checking their range.
@@ -150,7 +145,7 @@ def sparse_label_rows(labels, num_classes, backend, validate=None, name="labels"
     giving its value (as the caller passed it) and its position.
     """
     xp = backend.xp
-    rows = int64_rows(labels, xp)
+    rows = contiguous(labels.reshape(-1), np.int64, xp)
     check = backend.checks_labels if validate is None else bool(validate)
     if not check or not rows.size:
         return rows

@@ -19,9 +19,9 @@ from .. import _backends
 from . import checks, rows
 from .checks import Reduction
 from .options import SparseOptions
-from .reduce import REDUCTION_CODES, Weighting
+from .reduce import Weighting
 
-__all__ = ["REDUCTION_CODES", "Reduction", "dense", "fast_sparse", "sparse", "weighted"]
+__all__ = ["dense", "fast_sparse", "sparse", "weighted"]
 
 
 def fast_sparse(logits, labels, want_grad, reduction, weights, out, grad_out, n_threads):
@@ -275,11 +275,13 @@ def dense(labels, logits, *, axis=-1, weights=None, reduction=None, return_grad=
     logits, weighting = plan.logits, plan.weighting
     if weighting is not None and weighting.zero:
         grad = _zeros(xp, plan.grad_out, logits) if return_grad else None
-        loss, labels_grad = xp.zeros(logits.shape[:plan.axis] + logits.shape[plan.axis + 1:]), None
+        loss = xp.zeros(logits.shape[:plan.axis] + logits.shape[plan.axis + 1:])
+        labels_grad = None
     else:
         loss, grad, labels_grad = rows.dense_rows(
             backend, logits, plan.labels, axis=plan.axis, loss_dtype=plan.loss_dtype,
-            label_coef=plan.label_coef, kernel_options=plan.kernel_options, n_threads=plan.n_threads, want_grad=return_grad,
+            label_coef=plan.label_coef, kernel_options=plan.kernel_options,
+            n_threads=plan.n_threads, want_grad=return_grad,
             want_labels_grad=return_labels_grad, entries=plan.entries, rows=plan.rows,
             out=plan.out if weighting is None else None, grad_out=plan.grad_out,
             scale=plan.scale)

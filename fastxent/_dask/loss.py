@@ -24,6 +24,8 @@ factor ``w_i / denominator`` goes into the per-block calls. Imported only when a
 a Dask array; Dask is an optional dependency (``pip install fastxent[dask]``).
 """
 
+import math
+
 import numpy as np
 
 from .._backends import chunk_backend
@@ -171,18 +173,15 @@ def _split_sparse(x, t, plan, want_grad, weighting):
     loss = _kept_rows(norm.map_blocks(loss_block, dtype=dtype, drop_axis=x.ndim - 1), keep)
     if not want_grad:
         return loss, None
-    scale = [] if weighting is None else [weighting.factor().rechunk(x.chunks[:-1]), batch,
-                                          weighting.zero, ""]
 
     def grad_block(xb, offset, tb, n, *scaled):
         backend = chunk_backend(xb)
         xp = backend.xp
         rows = xb.reshape(-1, xb.shape[-1])
-        if scaled and bool(scaled[1]):
+        w = _block_scale(xp, scaled, len(rows))
+        if w is None:
             return xp.zeros_like(xb)
         n = n.reshape(-1, 3)
-        w = (xp.ones(len(rows)) if not scaled
-             else xp.ascontiguousarray(scaled[0].reshape(-1), np.float64))
         g = xp.empty_like(rows)
         backend.sparse_grad_given(
             rows, xp.ascontiguousarray(n[:, 0]), xp.ascontiguousarray(n[:, 1]),
@@ -194,8 +193,8 @@ def _split_sparse(x, t, plan, want_grad, weighting):
 
     grad = da.blockwise(
         grad_block, batch + _CLASS, x, batch + _CLASS, _offsets(x.chunks[-1]), _CLASS,
-        t, batch, norm, batch + "w", *scale, dtype=x.dtype, concatenate=True,
-        align_arrays=False)
+        t, batch, norm, batch + "w", *_flat_args(_scaled(weighting, x.chunks[:-1], batch)),
+        dtype=x.dtype, concatenate=True, align_arrays=False)
     return loss, grad
 
 
@@ -236,18 +235,15 @@ def _split_dense(x, y, plan, rows, want_grad, want_labels_grad, weighting):
         labels_grad = (kept * (a * (da.log1p(r) + m - x))).astype(x.dtype)
     if not want_grad:
         return loss, grad, labels_grad
-    scale = [] if weighting is None else [weighting.factor().rechunk(x.chunks[:-1]), batch,
-                                          weighting.zero, ""]
 
     def grad_block(xb, yb, n, s2, *scaled):
         backend = chunk_backend(xb)
         xp = backend.xp
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
-        if scaled and bool(scaled[1]):
+        w = _block_scale(xp, scaled, len(rows))
+        if w is None:
             return xp.zeros_like(xb)
         n, s2 = n.reshape(-1, 2), s2.reshape(-1, 2)
-        w = (xp.ones(len(rows)) if not scaled
-             else xp.ascontiguousarray(scaled[0].reshape(-1), np.float64))
         g = xp.empty_like(rows)
         backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]),
                                  xp.ascontiguousarray(n[:, 1]), a, b,
@@ -256,7 +252,8 @@ def _split_dense(x, y, plan, rows, want_grad, want_labels_grad, weighting):
 
     grad = da.blockwise(
         grad_block, batch + _CLASS, x, batch + _CLASS, y, batch + _CLASS, norm, batch + "w",
-        sums, batch + "w", *scale, dtype=x.dtype, concatenate=True)
+        sums, batch + "w", *_flat_args(_scaled(weighting, x.chunks[:-1], batch)),
+        dtype=x.dtype, concatenate=True)
     if rows is not None:
         grad = da.where(rows[..., None], grad, 0).astype(x.dtype)
     return loss, grad, labels_grad
@@ -293,6 +290,15 @@ def _scaled(weighting, rows_chunks, batch):
     if weighting is None:
         return []
     return [(weighting.factor().rechunk(rows_chunks), batch), (weighting.zero, "")]
+
+
+def _block_scale(xp, scaled, rows):
+    """A block's per-row gradient factor from its ``_scaled`` arguments (ones without a
+    reduction), or None where the reduction's denominator is 0 (the gradient is 0)."""
+    if not scaled:
+        return xp.ones(rows)
+    factor, zero = scaled
+    return None if bool(zero) else xp.ascontiguousarray(factor.reshape(-1), dtype=np.float64)
 
 
 def _row_masses(t, plan, offsets):
@@ -338,19 +344,16 @@ def sparse(plan, return_grad):
             label_smoothing=options is not None and options.eps != 0)
         loss, grad = _split_sparse(x, t, plan, return_grad, weighting)
     else:
-        n_offsets, scaled, dtype = len(offsets), weighting is not None, plan.loss_dtype
+        n_offsets, dtype = len(offsets), plan.loss_dtype
         num_classes, validate, n_threads = x.shape[-1], plan.validate, plan.n_threads
         ignore_index = None if options is None else options.ignore_index
 
         def block(xb, tb, *rest):   # holds no Dask array: the task's closure travels with it
             backend = chunk_backend(xb)
             xp = backend.xp
-            scale = None
-            if scaled:
-                factor, zero = rest[n_offsets:]
-                if bool(zero):
-                    return xp.zeros(tb.shape, dtype), xp.zeros_like(xb) if return_grad else None
-                scale = xp.ascontiguousarray(factor.reshape(-1), dtype=np.float64)
+            scale = _block_scale(xp, rest[n_offsets:], len(tb.reshape(-1)))
+            if scale is None:
+                return xp.zeros(tb.shape, dtype), xp.zeros_like(xb) if return_grad else None
             label_rows = checks.sparse_label_rows(tb, num_classes, backend, validate,
                                                   ignore_index=ignore_index,
                                                   offsets=_starts(rest[:n_offsets]))
@@ -396,7 +399,7 @@ def dense(plan, return_grad=False, return_labels_grad=False):
         extra += _scaled(weighting, x.chunks[:-1], batch)
         dtype, label_coef, n_threads = plan.loss_dtype, plan.label_coef, plan.n_threads
         class_weight = plan.class_weight
-        has_entries, has_rows, scaled = entries is not None, mask is not None, weighting is not None
+        has_entries, has_rows = entries is not None, mask is not None
 
         def block(xb, yb, *rest):   # holds no Dask array: the task's closure travels with it
             backend = chunk_backend(xb)
@@ -404,13 +407,10 @@ def dense(plan, return_grad=False, return_labels_grad=False):
             rest = list(rest)
             eb = rest.pop(0) if has_entries else None
             rb = rest.pop(0) if has_rows else None
-            scale = None
-            if scaled:
-                factor, zero = rest
-                if bool(zero):
-                    return (xp.zeros(xb.shape[:-1], dtype),
-                            xp.zeros(xb.shape[:-1] + (width,), xb.dtype) if width else None)
-                scale = xp.ascontiguousarray(factor.reshape(-1), np.float64)
+            scale = _block_scale(xp, rest, math.prod(xb.shape[:-1]))
+            if scale is None:
+                return (xp.zeros(xb.shape[:-1], dtype),
+                        xp.zeros(xb.shape[:-1] + (width,), xb.dtype) if width else None)
             loss, g, gy = rows.dense_rows(
                 backend, _laid_out(xp, xb), _laid_out(xp, yb), axis=xb.ndim - 1,
                 loss_dtype=dtype, label_coef=label_coef,

@@ -3,15 +3,13 @@ the problem checked once, then one pass over its blocks of rows per call.
 
 On NumPy inputs the blocks are grouped into a fixed number of runs (slots), one thread at
 a time per run, each with its own coef gradient, summed in run order at the end
-(``fastxent/_backends/_linear_kernels.pxi``); every GEMM runs on one BLAS thread meanwhile. The
-grouping depends on the shapes only, so the results are the same, bit for bit, for any
+(``fastxent/_backends/_linear_kernels.pxi``); every GEMM runs on one BLAS thread meanwhile.
+The grouping depends on the shapes only, so the results are the same, bit for bit, for any
 ``n_threads``. When the coefficients are too large to hold one gradient per run
 (``n_features * n_classes`` beyond a few million) there is one run, and BLAS gets the
 threads instead. Without SciPy (whose BLAS the pass calls) or on CuPy arrays, a NumPy loop
 does the same blocks.
 """
-
-import contextlib
 
 import numpy as np
 
