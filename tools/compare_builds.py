@@ -11,6 +11,7 @@ alike. One thread; pin it to one core:
 """
 
 import argparse
+import importlib
 import pathlib
 import shutil
 import sys
@@ -27,22 +28,30 @@ from fastxent._bench.workload import dense_labels, make_inputs, parse_shapes
 def import_previous(checkout):
     """The previous build's package, imported as ``fastxent_previous``."""
     source = pathlib.Path(checkout) / "fastxent"
-    if not any(source.glob("_kernels*.so")) and not any(source.glob("_kernels*.pyd")):
+    if not any(source.glob("**/_kernels*.so")) and not any(source.glob("**/_kernels*.pyd")):
         raise SystemExit(f"{source} has no built kernels: run python setup.py build_ext "
                          f"--inplace in {checkout} first")
     where = pathlib.Path(tempfile.mkdtemp())
     shutil.copytree(source, where / "fastxent_previous")
     sys.path.insert(0, str(where))
     import fastxent_previous
-    import fastxent_previous._kernels  # noqa: F401  (loaded on first use otherwise)
-    return fastxent_previous
+
+    # the kernels and the backend registry: in _backends/ since the layers have folders
+    folders = (source / "_backends").is_dir()
+    kernels = importlib.import_module(
+        "fastxent_previous._backends._kernels" if folders else "fastxent_previous._kernels")
+    registry = importlib.import_module(
+        "fastxent_previous._backends" if folders else "fastxent_previous._backend").REGISTRY
+    for library, module in registry.items():   # its own backends, not this build's
+        registry[library] = module.replace("fastxent.", "fastxent_previous.", 1)
+    return fastxent_previous, kernels
 
 
-def call(module, logits, labels, y, grad, grad_out):
-    if y is None:
+def call(module, logits, labels, y, grad, grad_out, general):
+    if y is None:   # validate=True: the same answer, by the general path instead of the fast one
         return lambda: module.nn.sparse_softmax_cross_entropy_with_logits(
             labels=labels, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
-            n_threads=1)
+            n_threads=1, validate=True if general else None)
     return lambda: module.nn.softmax_cross_entropy_with_logits(
         labels=y, logits=logits, return_grad=grad, grad_out=grad_out if grad else None,
         n_threads=1)
@@ -55,9 +64,11 @@ def main():
     parser.add_argument("--path", default=_kernels.path())
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--general", action="store_true",
+                        help="sparse calls by the general path (validate=True), not the fast one")
     args = parser.parse_args()
-    previous = import_previous(args.previous)
-    previous._kernels.set_path(args.path)
+    previous, previous_kernels = import_previous(args.previous)
+    previous_kernels.set_path(args.path)
     _kernels.set_path(args.path)
     print(f"path {args.path}, one thread; median of {args.rounds} x {args.runs} calls each, "
           f"alternating\n")
@@ -69,8 +80,9 @@ def main():
         for kind in ("sparse", "dense"):
             y = None if kind == "sparse" else dense_labels(labels, shape, dtype)
             for grad in (False, True):
-                calls = {"previous": call(previous, logits, labels, y, grad, grad_out),
-                         "this": call(fastxent, logits, labels, y, grad, grad_out)}
+                calls = {"previous": call(previous, logits, labels, y, grad, grad_out,
+                                          args.general),
+                         "this": call(fastxent, logits, labels, y, grad, grad_out, args.general)}
                 # no time budget: exactly `runs` calls of each per round
                 timings = interleaved_timings(calls, 0.0, args.rounds, args.rounds * args.runs)
                 times = {name: t["median"] for name, t in timings.items()}
