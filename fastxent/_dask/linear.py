@@ -160,16 +160,19 @@ def _lazy(delayed_value, shape, dtype):
     return _da().from_delayed(delayed_value, shape=shape, dtype=dtype)
 
 
+def _problem(X, coef, labels, intercept=None, name="coef", **options):
+    """The Dask problem and its parameters (computed here: they are small), checked."""
+    coef, intercept = np.asarray(_computed(coef)), _computed(intercept)
+    dtype = checks.linear_dtype(np.dtype(X.dtype), coef.dtype)
+    data = DaskData(X, labels, coef.shape[1] if coef.ndim == 2 else 0, dtype, **options)
+    return (data, dtype) + data.parameters(coef, intercept, name=name)
+
+
 def linear_cross_entropy(X, coef, labels, intercept, return_grad, return_grad_X, options):
     """``fastxent.linear_cross_entropy`` on Dask arrays: lazy results."""
     from dask import delayed
 
-    coef, intercept = _computed(coef), _computed(intercept)
-    coef = np.asarray(coef)
-    dtype = checks.linear_dtype(np.dtype(X.dtype), coef.dtype)
-    options = dict(options)
-    data = DaskData(X, labels, coef.shape[1] if coef.ndim == 2 else 0, dtype, **options)
-    coef, intercept = data.parameters(coef, intercept)
+    data, dtype, coef, intercept = _problem(X, coef, labels, intercept, **options)
     final = delayed(_with_penalty, pure=True)(data.graph(coef, intercept, return_grad), coef,
                                               data.l2, return_grad)
     loss = _lazy(final[0], (), np.float64)
@@ -226,11 +229,9 @@ def fused_linear(labels, features, weights, return_grad, chunk_rows, n_threads):
     from dask import delayed
 
     da = _da()
-    weights = np.asarray(_computed(weights))
-    dtype = checks.linear_dtype(np.dtype(features.dtype), weights.dtype)
-    data = DaskData(features, labels, weights.shape[1] if weights.ndim == 2 else 0, dtype,
-                    reduction="sum", chunk_rows=chunk_rows, n_threads=n_threads)
-    weights, _ = data.parameters(weights, None, name="weights")
+    data, dtype, weights, _ = _problem(features, weights, labels, name="weights",
+                                       reduction="sum", chunk_rows=chunk_rows,
+                                       n_threads=n_threads)
     weights_d = delayed(weights, pure=True)
     losses, grads, shares = [], [], []
     for (x, y, _, offset), rows in zip(data._blocks(), data.X.chunks[0]):
@@ -262,18 +263,9 @@ def linear_cross_entropy_hessp(X, coef, labels, v_coef, v_intercept, intercept, 
     """``fastxent.linear_cross_entropy_hessp`` on Dask arrays: lazy results."""
     from dask import delayed
 
-    coef, intercept = np.asarray(_computed(coef)), _computed(intercept)
-    v_coef, v_intercept = _computed(v_coef), _computed(v_intercept)
-    dtype = checks.linear_dtype(np.dtype(X.dtype), coef.dtype)
-    data = DaskData(X, labels, coef.shape[1] if coef.ndim == 2 else 0, dtype, **options)
-    coef, intercept = data.parameters(coef, intercept)
-    v_coef, _ = data.parameters(v_coef, None, name="v_coef")
-    if intercept is not None:
-        if v_intercept is None:
-            raise ValueError("v_intercept must be given with intercept")
-        _, v_intercept = data.parameters(v_coef, v_intercept)
-    else:
-        v_intercept = None
+    data, dtype, coef, intercept = _problem(X, coef, labels, intercept, **options)
+    v_coef, v_intercept = core.direction(data, intercept, _computed(v_coef),
+                                         _computed(v_intercept))
     final = data.graph(coef, intercept, False, hessp=(v_coef, v_intercept))
     l2 = data.l2
     h_coef = delayed(operator.add, pure=True)(final[1], l2 * v_coef) if l2 else final[1]

@@ -257,6 +257,8 @@ def problem(X, coef, labels, intercept, sample_weight, *, backend, num_classes=N
 
 def with_penalty(xp, coef, l2, total, grad_coef, grad_intercept, grad_X, return_grad,
                  return_grad_X):
+    """The loss plus ``l2 / 2 ||coef||^2`` and the results asked for (the coef gradient
+    penalized in place)."""
     if l2:
         total = total + 0.5 * l2 * xp.sum(coef.astype(np.float64) ** 2)
         if return_grad:
@@ -270,15 +272,20 @@ def with_penalty(xp, coef, l2, total, grad_coef, grad_intercept, grad_X, return_
     return result if len(result) > 1 else loss
 
 
+def direction(data, intercept, v_coef, v_intercept):
+    """The direction ``(v_coef, v_intercept)`` of a Hessian product, checked against the
+    problem (``v_intercept`` is needed with an intercept and ignored without)."""
+    v_coef, _ = data.parameters(v_coef, None, name="v_coef")
+    if intercept is None:
+        return v_coef, None
+    if v_intercept is None:
+        raise ValueError("v_intercept must be given with intercept")
+    return data.parameters(v_coef, v_intercept)
 
 
 def hessp(data, coef, intercept, v_coef, v_intercept):
     """``linear_cross_entropy_hessp`` on checked data and parameters."""
-    v_coef, _ = data.parameters(v_coef, None, name="v_coef")
-    if intercept is not None:
-        if v_intercept is None:
-            raise ValueError("v_intercept must be given with intercept")
-        _, v_intercept = data.parameters(v_coef, v_intercept)
+    v_coef, v_intercept = direction(data, intercept, v_coef, v_intercept)
     h_coef, h_intercept = data.run(coef, intercept, False, False, hessp=(v_coef, v_intercept))
     if data.l2:
         h_coef += data.l2 * v_coef
