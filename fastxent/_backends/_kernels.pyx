@@ -65,13 +65,22 @@ cdef extern from "fx_kernels.h" nogil:
     ctypedef void (*fx_sparse_block_fn)(const void *x, Py_ssize_t xs, Py_ssize_t n,
                                         const int64_t *t, const double *scale,
                                         Py_ssize_t scale_step, void *g, Py_ssize_t gs,
-                                        void *loss, Py_ssize_t ls, void *work,
-                                        Py_ssize_t rows) noexcept nogil
+                                        void *loss, Py_ssize_t ls, void *work) noexcept nogil
+    ctypedef void (*fx_sparse_partial_fn)(const void *x, Py_ssize_t xs, Py_ssize_t n,
+                                          const int64_t *t, const double *scale,
+                                          Py_ssize_t scale_step, void *g, Py_ssize_t gs,
+                                          void *loss, Py_ssize_t ls, void *work,
+                                          Py_ssize_t rows) noexcept nogil
     ctypedef void (*fx_dense_block_fn)(const void *x, Py_ssize_t xs, const void *y,
                                        Py_ssize_t ys, Py_ssize_t n, double a, double b,
                                        const double *scale, Py_ssize_t scale_step, void *g,
                                        Py_ssize_t gs, void *gy, Py_ssize_t gys, void *loss,
-                                       Py_ssize_t ls, void *work, Py_ssize_t rows) noexcept nogil
+                                       Py_ssize_t ls, void *work) noexcept nogil
+    ctypedef void (*fx_dense_partial_fn)(const void *x, Py_ssize_t xs, const void *y,
+                                         Py_ssize_t ys, Py_ssize_t n, double a, double b,
+                                         const double *scale, Py_ssize_t scale_step, void *g,
+                                         Py_ssize_t gs, void *gy, Py_ssize_t gys, void *loss,
+                                         Py_ssize_t ls, void *work, Py_ssize_t rows) noexcept nogil
     ctypedef struct fx_kernels:
         const char *name
         int block_rows[FX_KINDS]
@@ -87,9 +96,13 @@ cdef extern from "fx_kernels.h" nogil:
         fx_dense_sums_part_fn dense_sums_part[FX_KINDS]
         fx_dense_grad_part_fn dense_grad_part[FX_KINDS]
         fx_sparse_block_fn sparse_lanes[FX_KINDS]
+        fx_sparse_partial_fn sparse_lanes_partial[FX_KINDS]
         fx_dense_block_fn dense_lanes[FX_KINDS]
+        fx_dense_partial_fn dense_lanes_partial[FX_KINDS]
         fx_sparse_block_fn sparse_batch[FX_KINDS]
+        fx_sparse_partial_fn sparse_batch_partial[FX_KINDS]
         fx_dense_block_fn dense_batch[FX_KINDS]
+        fx_dense_partial_fn dense_batch_partial[FX_KINDS]
         void (*put[FX_KINDS])(const void *values, Py_ssize_t n, void *out, Py_ssize_t step) noexcept nogil
         void (*exp_f32)(const float *inp, float *out, Py_ssize_t n) noexcept nogil
         void (*exp_f64)(const double *inp, double *out, Py_ssize_t n) noexcept nogil

@@ -90,13 +90,17 @@ cdef void _dense_rows(real *witness, Plan *p, Strided *x, Strided *y, Strided *l
 cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,
                         Strided *ygrad, double a, double b, const double *scale,
                         Py_ssize_t scale_step, _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b_, i0, rows, lanes = p.lanes, item = _itemsize(p.store)
+    cdef Py_ssize_t full = x.rows - x.rows % p.lanes   # the rows of the full blocks
+    cdef Py_ssize_t b_, i0, lanes = p.lanes, item = _itemsize(p.store)
     cdef Py_ssize_t xs = x.row_stride // item, ys = y.row_stride // item
     cdef Py_ssize_t gs = 0, gys = 0
     cdef bint loss_direct = _direct(loss, p.kind)
     cdef Py_ssize_t ls = loss.row_stride // _itemsize(p.kind) if loss_direct else 1
     cdef fx_dense_block_fn block = (_active.dense_lanes[p.store] if p.family == LANES
                                     else _active.dense_batch[p.store])
+    cdef fx_dense_partial_fn partial = (_active.dense_lanes_partial[p.store]
+                                        if p.family == LANES
+                                        else _active.dense_batch_partial[p.store])
     cdef char *lossbuf = NULL
     cdef void *work = NULL
     cdef char *out
@@ -111,7 +115,6 @@ cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided 
         work = <void *>_work_of(scratch, threadid())
         for b_ in prange(p.blocks, schedule='static'):
             i0 = b_ * lanes
-            rows = min(lanes, x.rows - i0)
             g0 = NULL
             gy0 = NULL
             if grad != NULL:
@@ -119,10 +122,16 @@ cdef void _dense_blocks(Plan *p, Strided *x, Strided *y, Strided *loss, Strided 
             if ygrad != NULL:
                 gy0 = <void *>(ygrad.data + i0 * ygrad.row_stride)
             out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
-            block(x.data + i0 * x.row_stride, xs, y.data + i0 * y.row_stride, ys, x.cols, a, b,
-                  scale + i0 * scale_step, scale_step, g0, gs, gy0, gys, out, ls, work, rows)
+            if i0 < full:
+                block(x.data + i0 * x.row_stride, xs, y.data + i0 * y.row_stride, ys, x.cols,
+                      a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0, gys, out, ls,
+                      work)
+            else:
+                partial(x.data + i0 * x.row_stride, xs, y.data + i0 * y.row_stride, ys,
+                        x.cols, a, b, scale + i0 * scale_step, scale_step, g0, gs, gy0, gys,
+                        out, ls, work, x.rows - i0)
             if not loss_direct:
-                _store_block_losses(p, loss, i0, rows, lossbuf)
+                _store_block_losses(p, loss, i0, min(lanes, x.rows - i0), lossbuf)
 
 
 cdef void _dense_split(Plan *p, Strided *x, Strided *y, Strided *loss, Strided *grad,

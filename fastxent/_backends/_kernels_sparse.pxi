@@ -43,12 +43,16 @@ cdef void _store_block_losses(const Plan *p, Strided *loss, Py_ssize_t i0, Py_ss
 cdef void _sparse_blocks(Plan *p, Strided *x, const int64_t *labels, Strided *loss,
                          Strided *grad, const double *scale, Py_ssize_t scale_step,
                          _Scratch scratch) noexcept nogil:
-    cdef Py_ssize_t b, i0, rows, lanes = p.lanes, item = _itemsize(p.store), gs = 0
+    cdef Py_ssize_t full = x.rows - x.rows % p.lanes   # the rows of the full blocks
+    cdef Py_ssize_t b, i0, lanes = p.lanes, item = _itemsize(p.store), gs = 0
     cdef Py_ssize_t xs = x.row_stride // item
     cdef bint loss_direct = _direct(loss, p.kind)
     cdef Py_ssize_t ls = loss.row_stride // _itemsize(p.kind) if loss_direct else 1
     cdef fx_sparse_block_fn block = (_active.sparse_lanes[p.store] if p.family == LANES
                                      else _active.sparse_batch[p.store])
+    cdef fx_sparse_partial_fn partial = (_active.sparse_lanes_partial[p.store]
+                                         if p.family == LANES
+                                         else _active.sparse_batch_partial[p.store])
     cdef char *lossbuf = NULL
     cdef void *work = NULL
     cdef char *out
@@ -60,15 +64,18 @@ cdef void _sparse_blocks(Plan *p, Strided *x, const int64_t *labels, Strided *lo
         work = <void *>_work_of(scratch, threadid())
         for b in prange(p.blocks, schedule='static'):
             i0 = b * lanes
-            rows = min(lanes, x.rows - i0)
             g0 = NULL
             if grad != NULL:
                 g0 = <void *>(grad.data + i0 * grad.row_stride)
             out = loss.data + i0 * loss.row_stride if loss_direct else lossbuf
-            block(x.data + i0 * x.row_stride, xs, x.cols, labels + i0, scale + i0 * scale_step,
-                  scale_step, g0, gs, out, ls, work, rows)
+            if i0 < full:
+                block(x.data + i0 * x.row_stride, xs, x.cols, labels + i0,
+                      scale + i0 * scale_step, scale_step, g0, gs, out, ls, work)
+            else:
+                partial(x.data + i0 * x.row_stride, xs, x.cols, labels + i0,
+                        scale + i0 * scale_step, scale_step, g0, gs, out, ls, work, x.rows - i0)
             if not loss_direct:
-                _store_block_losses(p, loss, i0, rows, lossbuf)
+                _store_block_losses(p, loss, i0, min(lanes, x.rows - i0), lossbuf)
 
 
 cdef void _split_partial(Plan *p, const char *xr, const char *yr, Py_ssize_t c, double a,

@@ -93,6 +93,7 @@ cdef struct LinearJob:
     Py_ssize_t n_slots
     Py_ssize_t lanes          # rows of the block kernel (in lanes or a batch), or 0
     fx_sparse_block_fn block
+    fx_sparse_partial_fn partial
     int row_threads           # > 1: a block's rows split over this many threads (one run)
     double *row_work          # their work space, work_stride doubles each
     Py_ssize_t work_stride
@@ -180,8 +181,12 @@ cdef double _block_loss(real *witness, const LinearJob *job, Py_ssize_t i0, Py_s
         first = r
         i = 0
         while i < first:
-            job.block(z + i * c, c, c, job.labels + i0 + i, scale + i * job.scale_step,
-                      job.scale_step, z + i * c, c, loss + i, 1, NULL, min(job.lanes, r - i))
+            if i + job.lanes <= r:
+                job.block(z + i * c, c, c, job.labels + i0 + i, scale + i * job.scale_step,
+                          job.scale_step, z + i * c, c, loss + i, 1, NULL)
+            else:
+                job.partial(z + i * c, c, c, job.labels + i0 + i, scale + i * job.scale_step,
+                            job.scale_step, z + i * c, c, loss + i, 1, NULL, r - i)
             i += job.lanes
     if job.row_threads > 1:
         with parallel(num_threads=job.row_threads):
@@ -382,6 +387,8 @@ def linear_pass(cnp.ndarray x, cnp.ndarray indptr, cnp.ndarray indices, cnp.ndar
     job.lanes = _active.block_rows[kind]
     family = _family(kind, job.c, False, True)
     job.block = _active.sparse_lanes[kind] if family == LANES else _active.sparse_batch[kind]
+    job.partial = (_active.sparse_lanes_partial[kind] if family == LANES
+                   else _active.sparse_batch_partial[kind])
     if family == ROWS:
         job.lanes = 0
     n_threads = <int>max(1, min(n_threads, job.n_slots))

@@ -56,13 +56,20 @@ typedef void (*fx_dense_grad_part_fn)(const void *x, const void *y, ptrdiff_t n,
                                       void *g);
 typedef void (*fx_sparse_block_fn)(const void *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,
                                    const double *scale, ptrdiff_t scale_step, void *g,
-                                   ptrdiff_t gs, void *loss, ptrdiff_t ls, void *work,
-                                   ptrdiff_t rows);
+                                   ptrdiff_t gs, void *loss, ptrdiff_t ls, void *work);
+typedef void (*fx_sparse_partial_fn)(const void *x, ptrdiff_t xs, ptrdiff_t n,
+                                     const int64_t *t, const double *scale,
+                                     ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *loss,
+                                     ptrdiff_t ls, void *work, ptrdiff_t rows);
 typedef void (*fx_dense_block_fn)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys,
                                   ptrdiff_t n, double a, double b, const double *scale,
                                   ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,
-                                  ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work,
-                                  ptrdiff_t rows);
+                                  ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work);
+typedef void (*fx_dense_partial_fn)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys,
+                                    ptrdiff_t n, double a, double b, const double *scale,
+                                    ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,
+                                    ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work,
+                                    ptrdiff_t rows);
 typedef void (*fx_put_fn)(const void *values, ptrdiff_t n, void *out, ptrdiff_t step);
 typedef void (*fx_array_f32)(const float *in, float *out, ptrdiff_t n);
 typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
@@ -77,8 +84,9 @@ typedef void (*fx_array_f64)(const double *in, double *out, ptrdiff_t n);
      once in vector lanes;
    - row kernels: one row at a time, chunk by chunk (any n; the parts of a long row may run
      on several threads).
-   Block kernels take `rows` rows (1 to block_rows: a call's last block may be partial, and
-   each row's result is the same as in a full block), row i at x + i * xs, and write row
+   Block kernels take block_rows rows; a call's last block may be partial, and runs the
+   `_partial` kernel of the family with its row count (each row's result is the same as in
+   a full block). Row i is at x + i * xs, and write row
    i's loss at loss[i * ls]; strides are in elements. A row batch with a gradient of a half kind needs
    block_rows * n floats of work space. Gradient pointers may equal the logits pointers (in
    place). A row kernel's work space is fx_work_size(n) doubles. */
@@ -97,9 +105,13 @@ typedef struct fx_kernels {
     fx_dense_sums_part_fn dense_sums_part[FX_KINDS];
     fx_dense_grad_part_fn dense_grad_part[FX_KINDS];
     fx_sparse_block_fn sparse_lanes[FX_KINDS];
+    fx_sparse_partial_fn sparse_lanes_partial[FX_KINDS];
     fx_dense_block_fn dense_lanes[FX_KINDS];
+    fx_dense_partial_fn dense_lanes_partial[FX_KINDS];
     fx_sparse_block_fn sparse_batch[FX_KINDS];
+    fx_sparse_partial_fn sparse_batch_partial[FX_KINDS];
     fx_dense_block_fn dense_batch[FX_KINDS];
+    fx_dense_partial_fn dense_batch_partial[FX_KINDS];
     fx_put_fn put[FX_KINDS];    /* n values of the compute type into the kind, step apart */
     fx_array_f32 exp_f32;       /* exp of non-positive inputs, log1p of non-negative ones: */
     fx_array_f64 exp_f64;       /* the vector math, for the accuracy tests */

@@ -953,16 +953,23 @@ static FX_ALWAYS_INLINE void SFX(dense_lanes_of)(const void *xv, ptrdiff_t xs, c
     }
 }
 
-/* ---- the block kernels of the table: a full block's copy with its row count fixed ------- */
+/* ---- the block kernels of the table: a full block, and a partial one ------------------- */
 
+/* A full block's kernel has its row count fixed at VL (the clamps of the row count fold
+   away); a call's last, partial block runs the `_partial` kernel with its count. */
 #define SPARSE_BLOCK_ENTRY(NAME, BODY)                                                        \
     static void SFX(NAME)(const void *x, ptrdiff_t xs, ptrdiff_t n, const int64_t *t,         \
                           const double *scale, ptrdiff_t scale_step, void *g, ptrdiff_t gs,   \
-                          void *loss, ptrdiff_t ls, void *work, ptrdiff_t rows)               \
+                          void *loss, ptrdiff_t ls, void *work)                               \
     {                                                                                         \
-        if (rows == VL)                                                                       \
-            SFX(BODY)(x, xs, n, t, scale, scale_step, g, gs, loss, ls, work, VL);             \
-        else                                                                                  \
+        SFX(BODY)(x, xs, n, t, scale, scale_step, g, gs, loss, ls, work, VL);                 \
+    }                                                                                         \
+    static void SFX(NAME##_partial)(const void *x, ptrdiff_t xs, ptrdiff_t n,                 \
+                                    const int64_t *t, const double *scale,                    \
+                                    ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *loss,  \
+                                    ptrdiff_t ls, void *work, ptrdiff_t rows)                 \
+    {                                                                                         \
+        if (rows >= 1 && rows < VL)   /* always: said for the compiler's flow analysis */     \
             SFX(BODY)(x, xs, n, t, scale, scale_step, g, gs, loss, ls, work, rows);           \
     }
 
@@ -970,12 +977,18 @@ static FX_ALWAYS_INLINE void SFX(dense_lanes_of)(const void *xv, ptrdiff_t xs, c
     static void SFX(NAME)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys,           \
                           ptrdiff_t n, double a, double b, const double *scale,               \
                           ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,              \
-                          ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work, ptrdiff_t rows) \
+                          ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work)                \
     {                                                                                         \
-        if (rows == VL)                                                                       \
-            SFX(BODY)(x, xs, y, ys, n, a, b, scale, scale_step, g, gs, gy, gys, loss, ls,     \
-                      work, VL);                                                              \
-        else                                                                                  \
+        SFX(BODY)(x, xs, y, ys, n, a, b, scale, scale_step, g, gs, gy, gys, loss, ls, work,   \
+                  VL);                                                                        \
+    }                                                                                         \
+    static void SFX(NAME##_partial)(const void *x, ptrdiff_t xs, const void *y, ptrdiff_t ys, \
+                                    ptrdiff_t n, double a, double b, const double *scale,     \
+                                    ptrdiff_t scale_step, void *g, ptrdiff_t gs, void *gy,    \
+                                    ptrdiff_t gys, void *loss, ptrdiff_t ls, void *work,      \
+                                    ptrdiff_t rows)                                           \
+    {                                                                                         \
+        if (rows >= 1 && rows < VL)   /* always: said for the compiler's flow analysis */     \
             SFX(BODY)(x, xs, y, ys, n, a, b, scale, scale_step, g, gs, gy, gys, loss, ls,     \
                       work, rows);                                                            \
     }
