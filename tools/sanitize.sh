@@ -25,12 +25,14 @@ export FASTXENT_SANITIZED=1  # the leak test then checks tracemalloc only (ASan'
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 python -c "import fastxent, sys; assert fastxent.__file__.startswith('$work'), fastxent.__file__"
 # the tests that build, compile, type-check or benchmark in subprocesses (the extension
-# under test is not in them) and the comparison with optax (mostly JAX's compilation) are
-# left to the normal run
+# under test is not in them), the comparison with optax (mostly JAX's compilation) and the
+# Dask option matrix and linear fits on a cluster of processes (Python and scheduling: their
+# kernels' calls are the core and linear tests') are left to the normal run
 python -m pytest -q -p no:cacheprovider -x \
     --ignore=tests/package/test_build.py --ignore=tests/package/test_bench.py \
     --ignore=tests/package/test_asv.py --ignore=tests/backends/test_cuda_compile.py \
     --ignore=tests/backends/test_sanitize.py --ignore=tests/package/test_typing.py \
     --ignore=tests/peers/test_optax.py --ignore=tests/dask/test_dask_options.py \
+    --ignore=tests/dask/test_linear_dask.py --ignore=tests/package/test_one_trip.py \
     --deselect=tests/backends/test_isa.py::test_kernel_source_compiles_cleanly \
     "${@:-tests}"
