@@ -87,6 +87,7 @@ cdef extern from "fx_kernels.h" nogil:
         int lanes_cols[FX_KINDS]
         int lanes_grad_cols[FX_KINDS]
         int batch_cols[FX_KINDS]
+        int batch_grad_cols[FX_KINDS]
         int dense_batch_cols
         fx_sparse_row_fn sparse_row[FX_KINDS]
         fx_dense_row_fn dense_row[FX_KINDS]
@@ -373,9 +374,10 @@ cdef inline int _family(int store, Py_ssize_t c, bint dense, bint grad) noexcept
         return _forced_family
     if c <= (_active.lanes_grad_cols[store] if grad else _active.lanes_cols[store]):
         return LANES
-    if c <= (_active.dense_batch_cols if dense else _active.batch_cols[store]):
-        return BATCH
-    return ROWS
+    if dense:
+        return BATCH if c <= _active.dense_batch_cols else ROWS
+    return BATCH if c <= (_active.batch_grad_cols[store] if grad else _active.batch_cols[store]) \
+        else ROWS
 
 
 cdef struct Plan:
@@ -600,6 +602,7 @@ def families():
                             "lanes_cols": _active.lanes_cols[k],
                             "lanes_grad_cols": _active.lanes_grad_cols[k],
                             "batch_cols": _active.batch_cols[k],
+                            "batch_grad_cols": _active.batch_grad_cols[k],
                             "dense_batch_cols": _active.dense_batch_cols}
     return result
 

@@ -96,6 +96,7 @@ typedef struct fx_kernels {
     int lanes_cols[FX_KINDS];   /* measured crossovers: fx_simd_<name>.h */
     int lanes_grad_cols[FX_KINDS];   /* rows in lanes' limit with a gradient */
     int batch_cols[FX_KINDS];
+    int batch_grad_cols[FX_KINDS];   /* theirs with integer labels and a gradient */
     int dense_batch_cols;       /* the row batches' limit with dense labels */
     fx_sparse_row_fn sparse_row[FX_KINDS];
     fx_dense_row_fn dense_row[FX_KINDS];

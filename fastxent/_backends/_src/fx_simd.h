@@ -94,7 +94,8 @@
 /* Where each kernel family takes over (fx_kernels.c's plan), in classes per row, for
    float32, the half kinds and float64: rows in lanes up to FX_LANES_COLS_* (at most their
    capacity, four vectors' width) or, with a gradient, FX_LANES_GRAD_COLS_*; row batches up
-   to FX_BATCH_COLS_* or, with dense labels, FX_DENSE_BATCH_COLS; row kernels beyond. An
+   to FX_BATCH_COLS_* (FX_BATCH_GRAD_COLS_* with a gradient) or, with dense labels,
+   FX_DENSE_BATCH_COLS; row kernels beyond. An
    ISA header defines those its measurements (tools/crossovers.py) moved; these defaults
    are what every x86 path measured on a Zen 4 core: rows in lanes win up to their capacity
    for every kind, row batches at every width measured up to 8192 (wider, a batch's rows
@@ -130,6 +131,16 @@
 #endif
 #ifndef FX_DENSE_BATCH_COLS
 #define FX_DENSE_BATCH_COLS 256
+#endif
+/* row batches' limit with integer labels and a gradient */
+#ifndef FX_BATCH_GRAD_COLS_F32
+#define FX_BATCH_GRAD_COLS_F32 FX_BATCH_COLS_F32
+#endif
+#ifndef FX_BATCH_GRAD_COLS_F16
+#define FX_BATCH_GRAD_COLS_F16 FX_BATCH_COLS_F16
+#endif
+#ifndef FX_BATCH_GRAD_COLS_F64
+#define FX_BATCH_GRAD_COLS_F64 FX_BATCH_COLS_F64
 #endif
 
 #include "fx_half.h"

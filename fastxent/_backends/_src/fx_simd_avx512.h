@@ -12,6 +12,13 @@
 #define FX_LANES_GRAD_COLS_F32 40
 #define FX_LANES_GRAD_COLS_F16 40
 #define FX_LANES_GRAD_COLS_F64 20
+/* With a gradient, a float32 batch's 16 rows of exps (written to the gradient, then
+   scaled) outgrow the first-level cache, and from about 640 classes the row kernels win
+   whenever the logits do not fit the caches (row batches' time over the row kernels', one
+   Zen 4 core: 1.03 to 1.15 from 768 to 4000 classes at 2,000,000 logits a call, 1.15 to
+   1.47 at 8192 x 1000; in the caches, 500,000 logits, 0.83 to 0.96, which this gives up).
+   The choice depends on the class count only: a row's bits never depend on its call. */
+#define FX_BATCH_GRAD_COLS_F32 640
 typedef __m512 vf;
 typedef __m512d vd;
 typedef __mmask16 mf;
