@@ -82,8 +82,8 @@ class DaskData:
         if hessp is not None:
             hessp = tuple(None if v is None else delayed(v, pure=True) for v in hessp)
         parts = [delayed(_block_share, pure=True)(x, y, w, offset, coef, intercept,
-                                                  self.num_classes, self.dtype, want_grad,
-                                                  hessp, self.kwargs, self.check_finite)
+                                                  self.num_classes, want_grad, hessp,
+                                                  self.kwargs, self.check_finite)
                  for x, y, w, offset in self._blocks()]
         while len(parts) > 1:
             parts = [delayed(_add_shares, pure=True)(*parts[i:i + _FAN_IN])
@@ -124,8 +124,8 @@ def _block_data(X, labels, weights, offset, num_classes, kwargs):
                         **kwargs)[0]
 
 
-def _block_share(X, labels, weights, offset, coef, intercept, num_classes, dtype, want_grad,
-                 hessp, kwargs, check_finite):
+def _block_share(X, labels, weights, offset, coef, intercept, num_classes, want_grad, hessp,
+                 kwargs, check_finite):
     flags = core.non_finite(X) if check_finite else None
     data = _block_data(X, labels, weights, offset, num_classes, kwargs)
     coef, intercept = data.parameters(coef, intercept)   # aligned: unpickled ones may not be
@@ -207,14 +207,13 @@ def _grad_X(data, coef, intercept):
     blocks = []
     for (x, y, w, offset), rows in zip(data._blocks(), data.X.chunks[0]):
         value = delayed(_block_grad_X, pure=True)(x, y, w, offset, coef_d, intercept_d,
-                                                  data.num_classes, data.dtype, denominator,
-                                                  data.kwargs)
+                                                  data.num_classes, denominator, data.kwargs)
         blocks.append(_lazy(value, (rows, data.n_features), data.dtype))
     return da.concatenate(blocks, axis=0) if blocks else da.empty((0, data.n_features))
 
 
-def _block_grad_X(X, labels, weights, offset, coef, intercept, num_classes, dtype,
-                  denominator, kwargs):
+def _block_grad_X(X, labels, weights, offset, coef, intercept, num_classes, denominator,
+                  kwargs):
     rows = labels.shape[0]
     w = np.ones(rows) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / denominator if denominator else np.zeros(rows)

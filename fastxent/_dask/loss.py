@@ -24,8 +24,6 @@ factor ``w_i / denominator`` goes into the per-block calls. Imported only when a
 a Dask array; Dask is an optional dependency (``pip install fastxent[dask]``).
 """
 
-import math
-
 import numpy as np
 
 from .._backends import chunk_backend
@@ -178,9 +176,10 @@ def _split_sparse(x, t, plan, want_grad, weighting):
         backend = chunk_backend(xb)
         xp = backend.xp
         rows = xb.reshape(-1, xb.shape[-1])
-        w = _block_scale(xp, scaled, len(rows))
-        if w is None:
+        zero, w = _block_scale(xp, scaled)
+        if zero:
             return xp.zeros_like(xb)
+        w = xp.ones(len(rows)) if w is None else w
         n = n.reshape(-1, 3)
         g = xp.empty_like(rows)
         backend.sparse_grad_given(
@@ -240,9 +239,10 @@ def _split_dense(x, y, plan, rows, want_grad, want_labels_grad, weighting):
         backend = chunk_backend(xb)
         xp = backend.xp
         rows, yrows = xb.reshape(-1, xb.shape[-1]), yb.reshape(-1, yb.shape[-1])
-        w = _block_scale(xp, scaled, len(rows))
-        if w is None:
+        zero, w = _block_scale(xp, scaled)
+        if zero:
             return xp.zeros_like(xb)
+        w = xp.ones(len(rows)) if w is None else w
         n, s2 = n.reshape(-1, 2), s2.reshape(-1, 2)
         g = xp.empty_like(rows)
         backend.dense_grad_given(rows, yrows, xp.ascontiguousarray(n[:, 0]),
@@ -292,13 +292,13 @@ def _scaled(weighting, rows_chunks, batch):
     return [(weighting.factor().rechunk(rows_chunks), batch), (weighting.zero, "")]
 
 
-def _block_scale(xp, scaled, rows):
-    """A block's per-row gradient factor from its ``_scaled`` arguments (ones without a
-    reduction), or None where the reduction's denominator is 0 (the gradient is 0)."""
+def _block_scale(xp, scaled):
+    """A block's ``_scaled`` arguments as (whether the reduction's denominator is 0, so
+    that the gradient is 0; the per-row gradient factor, or None without a reduction)."""
     if not scaled:
-        return xp.ones(rows)
+        return False, None
     factor, zero = scaled
-    return None if bool(zero) else xp.ascontiguousarray(factor.reshape(-1), dtype=np.float64)
+    return bool(zero), xp.ascontiguousarray(factor.reshape(-1), dtype=np.float64)
 
 
 def _row_masses(t, plan, offsets):
@@ -351,8 +351,8 @@ def sparse(plan, return_grad):
         def block(xb, tb, *rest):   # holds no Dask array: the task's closure travels with it
             backend = chunk_backend(xb)
             xp = backend.xp
-            scale = _block_scale(xp, rest[n_offsets:], len(tb.reshape(-1)))
-            if scale is None:
+            zero, scale = _block_scale(xp, rest[n_offsets:])
+            if zero:
                 return xp.zeros(tb.shape, dtype), xp.zeros_like(xb) if return_grad else None
             label_rows = checks.sparse_label_rows(tb, num_classes, backend, validate,
                                                   ignore_index=ignore_index,
@@ -407,8 +407,8 @@ def dense(plan, return_grad=False, return_labels_grad=False):
             rest = list(rest)
             eb = rest.pop(0) if has_entries else None
             rb = rest.pop(0) if has_rows else None
-            scale = _block_scale(xp, rest, math.prod(xb.shape[:-1]))
-            if scale is None:
+            zero, scale = _block_scale(xp, rest)
+            if zero:
                 return (xp.zeros(xb.shape[:-1], dtype),
                         xp.zeros(xb.shape[:-1] + (width,), xb.dtype) if width else None)
             loss, g, gy = rows.dense_rows(
