@@ -10,15 +10,32 @@
 #ifndef FX_ROW_MATH_H
 #define FX_ROW_MATH_H
 
+/* FX_ROW_MUL(a, b): a product rounded to a double before it is used, so that no compiler
+   fuses it into the add that follows (GCC does where the target has FMA, NVCC by default):
+   the rule rounds the same way in every object, on every machine and on the GPU. */
 #ifdef __CUDACC__
 #define FX_ROW_FN static __device__ __forceinline__
 #define FX_ROW_INF __longlong_as_double(0x7ff0000000000000LL)
 #define FX_ROW_NAN __longlong_as_double(0x7ff8000000000000LL)
+#define FX_ROW_MUL(a, b) __dmul_rn((a), (b))
 #else
 #include <math.h>
 #define FX_ROW_FN static inline
 #define FX_ROW_INF ((double)INFINITY)
 #define FX_ROW_NAN ((double)NAN)
+FX_ROW_FN double fx_row_rounded(double x)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __asm__("" : "+x"(x));   /* x is in a register: the product is not fused past here */
+#elif defined(__GNUC__) && defined(__aarch64__)
+    __asm__("" : "+w"(x));
+#else
+    volatile double held = x;
+    x = held;
+#endif
+    return x;
+}
+#define FX_ROW_MUL(a, b) fx_row_rounded((a) * (b))
 #endif
 
 /* Combine two partial normalizers: the log-sum-exp rule. (-inf, -1) is the empty partial;
@@ -31,12 +48,12 @@ FX_ROW_FN void fx_combine(double *m, double *r, double mc, double rc)
         *m = mc;
         *r = rc;
     } else if (mc > *m) {
-        *r = rc + (1.0 + *r) * exp(*m - mc);
+        *r = rc + FX_ROW_MUL(1.0 + *r, exp(*m - mc));
         *m = mc;
     } else if (mc == *m) {
         *r = *r + 1.0 + rc;
     } else {
-        *r = *r + (1.0 + rc) * exp(mc - *m);
+        *r = *r + FX_ROW_MUL(1.0 + rc, exp(mc - *m));
     }
 }
 
@@ -57,7 +74,7 @@ FX_ROW_FN double fx_sparse_loss(double m, double r, double xt)
    the max (so that the max cancels). */
 FX_ROW_FN double fx_dense_loss(double sy, double log_s, double syx)
 {
-    return sy * log_s - syx;
+    return FX_ROW_MUL(sy, log_s) - syx;
 }
 
 /* The dense gradient's per-row coefficients: scale (total p - y') = scale ((ca e - y') + cb e)
