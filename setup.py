@@ -132,7 +132,10 @@ class BuildPy(build_py):
 
     def run(self):
         super().run()
+        if getattr(self, "editable_mode", False):
+            return   # an editable install reads them from cuda/ where they are
         target = Path(self.build_lib) / "fastxent" / "_backends"
+        self.mkpath(str(target))
         for source in sorted(Path("cuda").glob("*.cu")):
             self.copy_file(str(source), str(target / source.name))
 
